@@ -1,0 +1,118 @@
+"""The values that flow between Task, Strategy, Engine and RunStore (see docs/architecture.md)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Sequence, Union
+
+ChatMessages = list[dict[str, str]]
+PromptContent = Union[str, ChatMessages]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One question. `reference` is the gold answer in the task's canonical form, or None if unknown."""
+
+    id: str
+    question: str
+    reference: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Decoding settings. temperature 0 means greedy. `seed` makes sampling repeatable."""
+
+    temperature: float = 0.0
+    top_p: float = 1.0
+    top_k: int = 0
+    max_tokens: int = 256
+    stop: tuple[str, ...] = ()
+    seed: int = 0
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature <= 0.0
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """What an engine is asked to continue, tagged with where it belongs in a run.
+
+    `problem_id` and `step` key the completions in the run store; engines ignore them.
+    `sample_ids` picks which of the prompt's samples to draw (default: 0..n-1); the sample id,
+    not the position in a batch, seeds each sample, so a resumed run draws the samples it lacks
+    with the seeds an uninterrupted run would have used.
+    """
+
+    content: PromptContent
+    problem_id: str = ""
+    step: str = "main"
+    sample_ids: tuple[int, ...] | None = None
+
+    def ids(self, n: int) -> tuple[int, ...]:
+        return tuple(range(n)) if self.sample_ids is None else self.sample_ids
+
+    def text_for_hash(self) -> str:
+        if isinstance(self.content, str):
+            return self.content
+        return "\x1e".join(f"{m.get('role', '')}\x1f{m.get('content', '')}" for m in self.content)
+
+
+def sample_seed(base_seed: int, prompt: Prompt, sample_id: int) -> int:
+    """A 31-bit seed that depends only on the run seed, the prompt text and the sample id."""
+    digest = hashlib.sha256(f"{base_seed}\x00{sample_id}\x00{prompt.text_for_hash()}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One generated continuation. `seconds` is this completion's share of the engine's wall time."""
+
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reason: str = "stop"
+    seconds: float = 0.0
+    logprobs: Sequence[float] | None = None
+
+
+@dataclass
+class SampleRecord:
+    """A completion as a strategy used it: its text, the answer extracted from it, whether it was right."""
+
+    step: str
+    index: int
+    text: str
+    answer: str | None
+    correct: bool | None
+    completion_tokens: int
+    prompt_tokens: int
+    seconds: float
+
+
+@dataclass
+class Solution:
+    """A strategy's final answer to one problem, with the whole trace that led to it."""
+
+    problem_id: str
+    answer: str | None
+    correct: bool | None
+    samples: list[SampleRecord] = field(default_factory=list)
+    votes: dict[str, int] = field(default_factory=dict)
+    confidence: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def completion_tokens(self) -> int:
+        return sum(s.completion_tokens for s in self.samples)
+
+    @property
+    def seconds(self) -> float:
+        return sum(s.seconds for s in self.samples)
+
+
+def normalize_prompts(prompts: Sequence[Prompt | PromptContent]) -> list[Prompt]:
+    """Lets callers pass bare text or chat messages where a Prompt is expected."""
+    return [p if isinstance(p, Prompt) else Prompt(content=p) for p in prompts]

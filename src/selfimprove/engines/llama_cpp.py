@@ -1,0 +1,373 @@
+"""Engine `llama-cpp`: a GGUF model run in-process through llama-cpp-python's low-level API.
+
+Why the low-level API: `Llama.create_completion` has no `n`. Here every prompt is decoded once
+into a unified KV cache with its tokens tagged by all of its samples' sequence ids, so the n
+samples share the prompt's cache; then all live sequences (of one or several prompts) advance
+together, one token each per `llama_decode` call, each with its own sampler chain and seed.
+Slots freed by finished sequences are refilled with the next prompt's samples (continuous batching).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from selfimprove.core.errors import EngineError
+from selfimprove.core.types import Completion, Prompt, PromptContent, Sampling, normalize_prompts, sample_seed
+from selfimprove.engines.base import OnComplete, registry
+from selfimprove.engines.embedded import resolve_model_path
+
+log = logging.getLogger(__name__)
+
+
+_log_callback = None  # kept alive for as long as llama.cpp may call it
+_show_native_log = False
+
+
+def _import_llama_cpp():
+    try:
+        import llama_cpp
+        from llama_cpp import _internals
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise EngineError(
+            "engine 'llama-cpp' needs llama-cpp-python: run `make install` (or pip install 'selfimprove[llama]')"
+        ) from exc
+    return llama_cpp, _internals
+
+
+def _route_native_log(llama_cpp, verbose: bool) -> None:
+    """Send llama.cpp's own log lines to stderr only when verbose (its default handler lets warnings through)."""
+    global _log_callback, _show_native_log
+    _show_native_log = verbose
+    if _log_callback is None:
+
+        @llama_cpp.llama_log_callback
+        def callback(level: int, text: bytes, user_data) -> None:
+            if _show_native_log:
+                sys.stderr.write(text.decode("utf-8", errors="replace"))
+
+        _log_callback = callback
+        llama_cpp.llama_log_set(_log_callback, ctypes.c_void_p(0))
+
+
+@dataclass
+class _Sequence:
+    """One sample being generated: its slot (sequence id), sampler, and what it has produced."""
+
+    prompt_index: int
+    sample_id: int
+    seq_id: int
+    sampler: object
+    prompt_tokens: int
+    position: int
+    pieces: bytearray = field(default_factory=bytearray)
+    n_generated: int = 0
+    seconds: float = 0.0
+    last_token: int = -1
+    text: str = ""
+    finish_reason: str | None = None
+    group_owner: int = -1  # seq id of its group's first sample: keys the group's KV reservation
+
+
+@dataclass
+class _Group:
+    """Samples of one prompt admitted together: they share one decode of the prompt."""
+
+    prompt_index: int
+    tokens: list[int]
+    sample_ids: tuple[int, ...]
+
+
+@registry.register("llama-cpp")
+class LlamaCppEngine:
+    """A GGUF model (default: the embedded Gemma 3 270M) sampled with shared-prefix parallel sequences.
+
+    Args:
+        model: path to a .gguf file; None for the embedded model.
+        n_ctx: KV cache size in tokens, shared by all live sequences (a shared prompt counts once).
+        max_parallel: most sequences decoded together (llama.cpp `n_seq_max`).
+        n_batch: most prompt tokens per `llama_decode` call while prefilling.
+        n_threads: CPU threads (default: all cores).
+        verbose: let llama.cpp's own log lines through to stderr.
+    """
+
+    name = "llama-cpp"
+
+    def __init__(
+        self,
+        model: str | None = None,
+        n_ctx: int = 8192,
+        max_parallel: int = 32,
+        n_batch: int = 512,
+        n_threads: int | None = None,
+        verbose: bool = False,
+    ):
+        llama_cpp, internals = _import_llama_cpp()
+        self._llama_cpp = llama_cpp
+        _route_native_log(llama_cpp, verbose)
+        self.model_path = resolve_model_path(model)
+        self.n_ctx, self.max_parallel, self.n_batch = n_ctx, max_parallel, n_batch
+        self.n_threads = n_threads or os.cpu_count() or 1
+        self.verbose = verbose
+
+        model_params = llama_cpp.llama_model_default_params()
+        try:
+            self._model = internals.LlamaModel(path_model=str(self.model_path), params=model_params, verbose=verbose)
+        except ValueError as exc:
+            raise EngineError(f"llama.cpp could not load {self.model_path}: {exc}") from exc
+        ctx_params = llama_cpp.llama_context_default_params()
+        ctx_params.n_ctx = n_ctx
+        ctx_params.n_batch = n_batch
+        ctx_params.n_ubatch = n_batch
+        ctx_params.n_seq_max = max_parallel
+        ctx_params.n_threads = self.n_threads
+        ctx_params.n_threads_batch = self.n_threads
+        ctx_params.kv_unified = True
+        try:
+            self._ctx = internals.LlamaContext(model=self._model, params=ctx_params, verbose=verbose)
+        except ValueError as exc:
+            raise EngineError(f"llama.cpp could not create a context for {self.model_path}: {exc}") from exc
+        self._vocab = self._model.vocab
+        self._batch = llama_cpp.llama_batch_init(max(n_batch, max_parallel), 0, max_parallel)
+        self._chat_formatter = None
+        self._chat_template = self._model.metadata().get("tokenizer.chat_template")
+
+    # -- public contract -------------------------------------------------------------------------
+
+    def describe(self) -> dict:
+        stat = self.model_path.stat()
+        return {"engine": self.name, "model": self.model_path.name, "model_bytes": stat.st_size}
+
+    def close(self) -> None:
+        if self._batch is not None:
+            self._llama_cpp.llama_batch_free(self._batch)
+            self._batch = None
+        self._ctx.close()
+        self._model.close()
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._tokenize(text))
+
+    def generate(
+        self,
+        prompts: Sequence[Prompt | PromptContent],
+        n: int,
+        sampling: Sampling,
+        on_complete: OnComplete | None = None,
+    ) -> list[list[Completion]]:
+        prompts = normalize_prompts(prompts)
+        results: list[dict[int, Completion]] = [{} for _ in prompts]
+        pending: deque[_Group] = deque()
+        for index, prompt in enumerate(prompts):
+            tokens = self._tokenize(self._render(prompt.content))
+            need = len(tokens) + sampling.max_tokens
+            if need > self.n_ctx:
+                raise EngineError(
+                    f"prompt {index} needs {len(tokens)} + {sampling.max_tokens} tokens, more than n_ctx={self.n_ctx}; "
+                    "raise n_ctx or lower max_tokens"
+                )
+            ids = prompt.ids(n)
+            per_group = max(1, min(self.max_parallel, (self.n_ctx - len(tokens)) // max(1, sampling.max_tokens)))
+            for start in range(0, len(ids), per_group):
+                pending.append(_Group(index, tokens, ids[start : start + per_group]))
+
+        def finished(seq: _Sequence) -> None:
+            completion = Completion(
+                text=seq.text,
+                prompt_tokens=seq.prompt_tokens,
+                completion_tokens=seq.n_generated,
+                finish_reason=seq.finish_reason or "length",
+                seconds=seq.seconds,
+            )
+            results[seq.prompt_index][seq.sample_id] = completion
+            if on_complete is not None:
+                on_complete(seq.prompt_index, seq.sample_id, completion)
+
+        self._run(prompts, pending, sampling, finished)
+        return [[res[i] for i in prompt.ids(n)] for prompt, res in zip(prompts, results)]
+
+    # -- scheduling ------------------------------------------------------------------------------
+
+    def _run(self, prompts: list[Prompt], pending: deque[_Group], sampling: Sampling, finished) -> None:
+        lib = self._llama_cpp
+        memory = lib.llama_get_memory(self._ctx.ctx)
+        lib.llama_memory_clear(memory, True)
+        free_ids = list(range(self.max_parallel))
+        live: list[_Sequence] = []
+        kv_reserved = 0  # tokens reserved in the KV cache by admitted groups (worst case)
+        group_cost: dict[int, int] = {}
+        group_left: dict[int, int] = {}
+
+        try:
+            while pending or live:
+                # Admit whole groups while slots and KV room last; a group's prompt is decoded once.
+                while pending:
+                    group = pending[0]
+                    cost = len(group.tokens) + len(group.sample_ids) * sampling.max_tokens
+                    if len(group.sample_ids) > len(free_ids) or kv_reserved + cost > self.n_ctx:
+                        break
+                    pending.popleft()
+                    seq_ids = [free_ids.pop(0) for _ in group.sample_ids]
+                    kv_reserved += cost
+                    group_cost[seq_ids[0]] = cost
+                    group_left[seq_ids[0]] = len(seq_ids)
+                    live.extend(self._prefill(prompts[group.prompt_index], group, seq_ids, sampling))
+                if not live:
+                    raise EngineError("llama.cpp scheduler stalled: a group does not fit in the context")
+
+                # Retire finished sequences, freeing their slots and cache cells.
+                still: list[_Sequence] = []
+                for seq in live:
+                    if seq.finish_reason is None:
+                        still.append(seq)
+                        continue
+                    finished(seq)
+                    lib.llama_memory_seq_rm(memory, seq.seq_id, -1, -1)
+                    free_ids.append(seq.seq_id)
+                    owner = seq.group_owner
+                    group_left[owner] -= 1
+                    if group_left[owner] == 0:
+                        kv_reserved -= group_cost.pop(owner)
+                        del group_left[owner]
+                    lib.llama_sampler_free(seq.sampler)
+                    seq.sampler = None
+                live = still
+                free_ids.sort()
+                if live:
+                    self._step(live, sampling)
+        finally:
+            for seq in live:
+                if seq.sampler is not None:
+                    lib.llama_sampler_free(seq.sampler)
+            lib.llama_memory_clear(memory, True)
+
+    def _prefill(self, prompt: Prompt, group: _Group, seq_ids: list[int], sampling: Sampling) -> list[_Sequence]:
+        """Decode the prompt once, tagged with every sequence id, then sample each sequence's first token."""
+        lib, batch = self._llama_cpp, self._batch
+        tokens = group.tokens
+        started = time.perf_counter()
+        last_chunk_start = 0
+        for start in range(0, len(tokens), self.n_batch):
+            chunk = tokens[start : start + self.n_batch]
+            batch.n_tokens = len(chunk)
+            for i, token in enumerate(chunk):
+                batch.token[i] = token
+                batch.pos[i] = start + i
+                batch.n_seq_id[i] = len(seq_ids)
+                for j, seq_id in enumerate(seq_ids):
+                    batch.seq_id[i][j] = seq_id
+                batch.logits[i] = False
+            batch.logits[len(chunk) - 1] = True
+            self._decode()
+            last_chunk_start = start
+        last_index = len(tokens) - 1 - last_chunk_start
+        sequences = []
+        for sample_id, seq_id in zip(group.sample_ids, seq_ids):
+            seq = _Sequence(
+                prompt_index=group.prompt_index,
+                sample_id=sample_id,
+                seq_id=seq_id,
+                sampler=self._make_sampler(sampling, sample_seed(sampling.seed, prompt, sample_id)),
+                prompt_tokens=len(tokens),
+                position=len(tokens),
+                group_owner=seq_ids[0],
+            )
+            sequences.append(seq)
+        for seq in sequences:
+            self._accept(seq, lib.llama_sampler_sample(seq.sampler, self._ctx.ctx, last_index), sampling)
+        share = (time.perf_counter() - started) / len(sequences)
+        for seq in sequences:
+            seq.seconds += share
+        return sequences
+
+    def _step(self, live: list[_Sequence], sampling: Sampling) -> None:
+        """Advance every live sequence by one token in a single decode call."""
+        lib, batch = self._llama_cpp, self._batch
+        started = time.perf_counter()
+        batch.n_tokens = len(live)
+        for i, seq in enumerate(live):
+            batch.token[i] = seq.last_token
+            batch.pos[i] = seq.position
+            batch.n_seq_id[i] = 1
+            batch.seq_id[i][0] = seq.seq_id
+            batch.logits[i] = True
+        self._decode()
+        for i, seq in enumerate(live):
+            seq.position += 1
+            self._accept(seq, lib.llama_sampler_sample(seq.sampler, self._ctx.ctx, i), sampling)
+        share = (time.perf_counter() - started) / len(live)
+        for seq in live:
+            seq.seconds += share
+
+    def _accept(self, seq: _Sequence, token: int, sampling: Sampling) -> None:
+        """Record a sampled token; mark the sequence finished on end-of-generation, a stop string or length."""
+        if self._llama_cpp.llama_vocab_is_eog(self._vocab, token):
+            seq.text = seq.pieces.decode("utf-8", errors="ignore")
+            seq.finish_reason = "stop"
+            return
+        seq.n_generated += 1
+        seq.last_token = token
+        seq.pieces += self._piece(token)
+        seq.text = seq.pieces.decode("utf-8", errors="ignore")
+        cut = _first_stop(seq.text, sampling.stop)
+        if cut is not None:
+            seq.text = seq.text[:cut]
+            seq.finish_reason = "stop"
+        elif seq.n_generated >= sampling.max_tokens:
+            seq.finish_reason = "length"
+
+    # -- llama.cpp helpers -----------------------------------------------------------------------
+
+    def _decode(self) -> None:
+        code = self._llama_cpp.llama_decode(self._ctx.ctx, self._batch)
+        if code != 0:
+            raise EngineError(f"llama_decode returned {code} (1 = no KV slot: lower max_parallel or raise n_ctx)")
+
+    def _make_sampler(self, sampling: Sampling, seed: int):
+        lib = self._llama_cpp
+        chain = lib.llama_sampler_chain_init(lib.llama_sampler_chain_default_params())
+        if sampling.greedy:
+            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_greedy())
+            return chain
+        if sampling.top_k > 0:
+            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_top_k(sampling.top_k))
+        if sampling.top_p < 1.0:
+            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_top_p(sampling.top_p, 1))
+        lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_temp(sampling.temperature))
+        lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_dist(seed))
+        return chain
+
+    def _tokenize(self, text: str) -> list[int]:
+        return self._model.tokenize(text.encode("utf-8"), add_bos=True, special=True)
+
+    def _piece(self, token: int) -> bytes:
+        buffer = ctypes.create_string_buffer(64)
+        size = self._llama_cpp.llama_token_to_piece(self._vocab, token, buffer, 64, 0, False)
+        if size < 0:
+            buffer = ctypes.create_string_buffer(-size)
+            size = self._llama_cpp.llama_token_to_piece(self._vocab, token, buffer, -size, 0, False)
+        return buffer.raw[:size]
+
+    def _render(self, content: PromptContent) -> str:
+        """Text as is; chat messages through the model's own chat template, or a plain transcript without one."""
+        if isinstance(content, str):
+            return content
+        if self._chat_template:
+            if self._chat_formatter is None:
+                from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+                self._chat_formatter = Jinja2ChatFormatter(template=self._chat_template, eos_token="", bos_token="")
+            return self._chat_formatter(messages=content).prompt
+        lines = [f"{m['role'].capitalize()}: {m['content']}" for m in content]
+        return "\n".join(lines) + "\nAssistant:"
+
+
+def _first_stop(text: str, stops: Sequence[str]) -> int | None:
+    positions = [text.find(stop) for stop in stops if stop and stop in text]
+    return min(positions) if positions else None

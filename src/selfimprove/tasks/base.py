@@ -1,0 +1,52 @@
+"""The Task contract and its registry.
+
+A task yields Problems, formats prompts, extracts an answer from generated text and grades it.
+A task never calls an engine.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterator, Protocol, runtime_checkable
+
+from selfimprove.core.registry import Registry
+from selfimprove.core.types import Problem, PromptContent
+
+
+@runtime_checkable
+class Task(Protocol):
+    name: str
+    stop: tuple[str, ...]
+    """Stop strings that end one answer (a base model otherwise goes on to write the next question)."""
+
+    def problems(self, split: str = "test", limit: int | None = None) -> Iterator[Problem]: ...
+
+    def format_prompt(self, problem: Problem) -> PromptContent: ...
+
+    def extract(self, text: str) -> str | None:
+        """The answer stated in `text`, canonicalised; None when there is none (it then casts no vote)."""
+        ...
+
+    def grade(self, problem: Problem, answer: str | None) -> bool | None:
+        """True/False against the reference; None when the problem has no reference."""
+        ...
+
+    def describe(self) -> dict:
+        """Everything that changes which problems or prompts this task makes (for the run's config hash)."""
+        ...
+
+
+registry: Registry[Task] = Registry("task")
+
+
+def get(name: str) -> Callable[..., Task]:
+    _load_builtins()
+    return registry.get(name)
+
+
+def names() -> list[str]:
+    _load_builtins()
+    return registry.names()
+
+
+def _load_builtins() -> None:
+    from selfimprove.tasks import arithmetic, gsm8k  # noqa: F401
