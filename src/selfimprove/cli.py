@@ -1,0 +1,175 @@
+"""`selfimprove`: the command line. Flags map one-to-one onto task, strategy and engine settings."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import typer
+from rich.console import Console
+
+from selfimprove import engines, strategies, tasks
+from selfimprove.core.config import default_store_path
+from selfimprove.core.errors import ConfigError, SelfImproveError
+from selfimprove.reports.console import print_metrics, runs_table
+from selfimprove.runs import metrics, runner
+from selfimprove.runs.store import RunStore
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Make language models reason better and improve themselves, and measure it.")
+console = Console()
+err_console = Console(stderr=True)
+
+
+def build(kind: str, factory: Callable[..., Any], name: str, values: dict[str, Any]) -> Any:
+    """Call `factory` with the settings the user gave; a setting it does not take is a clear error."""
+    params = inspect.signature(factory).parameters
+    given = {k: v for k, v in values.items() if v is not None}
+    unknown = [k for k in given if k not in params]
+    if unknown:
+        accepted = ", ".join(p for p in params if p != "self") or "none"
+        raise ConfigError(f"{kind} {name!r} takes no setting {', '.join(map(repr, unknown))}; it takes: {accepted}")
+    return factory(**given)
+
+
+def parse_options(options: list[str], flag: str) -> dict[str, str]:
+    parsed = {}
+    for item in options:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{flag} {item!r}: expected KEY=VALUE")
+        parsed[key.replace("-", "_")] = value
+    return parsed
+
+
+def _store(path: Optional[Path]) -> RunStore:
+    return RunStore(path or default_store_path())
+
+
+@app.command()
+def run(
+    task: str = typer.Option("arithmetic", help="Task name: " + ", ".join(tasks.names())),
+    strategy: str = typer.Option("self-consistency", help="Strategy name: " + ", ".join(strategies.names())),
+    engine: str = typer.Option("llama-cpp", help="Engine name: " + ", ".join(engines.names())),
+    model: Optional[str] = typer.Option(None, help="GGUF path (llama-cpp; default: embedded Gemma 3 270M) or server model name (openai)."),
+    base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server URL, e.g. http://127.0.0.1:8000/v1."),
+    api_key_env: Optional[str] = typer.Option(None, help="Environment variable holding the server's API key."),
+    data: Optional[str] = typer.Option(None, help="Local dataset file (or hub dataset name) for the task."),
+    level: Optional[str] = typer.Option(None, help="Arithmetic difficulty: 1..6, a range 1-6 or a list 1,3."),
+    task_option: list[str] = typer.Option([], "--task-option", "-O", help="Extra task setting KEY=VALUE."),
+    engine_option: list[str] = typer.Option([], "--engine-option", "-E", help="Extra engine setting KEY=VALUE."),
+    samples: Optional[int] = typer.Option(None, help="Samples per problem (self-consistency)."),
+    temperature: Optional[float] = typer.Option(None, help="Sampling temperature."),
+    top_p: Optional[float] = typer.Option(None, help="Nucleus sampling threshold."),
+    top_k: Optional[int] = typer.Option(None, help="Top-k sampling (0 = off)."),
+    max_tokens: Optional[int] = typer.Option(None, help="Most tokens per completion."),
+    seed: Optional[int] = typer.Option(None, help="Sampling seed (same seed, same samples)."),
+    limit: Optional[int] = typer.Option(None, help="Solve only the first N test problems."),
+    batch_size: int = typer.Option(4, help="Problems handed to the strategy at a time."),
+    store: Optional[Path] = typer.Option(None, help="Run store file (default: $SELFIMPROVE_HOME/runs.sqlite)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show llama.cpp's and our debug logs."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Run a strategy on a task's test problems; re-running the same command resumes it."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING)
+
+    def work() -> None:
+        task_settings = {"data": data, "level": level, **parse_options(task_option, "--task-option")}
+        the_task = build("task", tasks.get(task), task, task_settings)
+        the_strategy = build("strategy", strategies.get(strategy), strategy, {
+            "samples": samples, "temperature": temperature, "top_p": top_p, "top_k": top_k,
+            "max_tokens": max_tokens, "seed": seed})
+        engine_settings = {"model": model, "base_url": base_url, "api_key_env": api_key_env,
+                           **parse_options(engine_option, "--engine-option")}
+        if engine == "llama-cpp":
+            engine_settings["verbose"] = verbose or None
+        for key, value in list(engine_settings.items()):
+            engine_settings[key] = _coerce(value)
+        the_engine = build("engine", engines.get(engine), engine, engine_settings)
+        run_store = _store(store)
+        try:
+            outcome = runner.execute(the_task, the_strategy, the_engine, run_store, limit=limit,
+                                     batch_size=batch_size, show_progress=progress)
+            if outcome.completions_reused:
+                console.print(f"resumed run {outcome.run_id}: reused {outcome.completions_reused} stored completions, "
+                              f"generated {outcome.completions_generated}")
+            _show(run_store, outcome.run_id, limit=limit)
+        finally:
+            the_engine.close()
+            run_store.close()
+
+    _guard(work)
+
+
+@app.command("runs")
+def list_runs(store: Optional[Path] = typer.Option(None, help="Run store file.")) -> None:
+    """List the runs in the store, newest first."""
+
+    def work() -> None:
+        run_store = _store(store)
+        console.print(runs_table(run_store.runs()))
+
+    _guard(work)
+
+
+@app.command()
+def show(run_id: str = typer.Argument(..., help="Run id or a unique prefix of one."),
+         store: Optional[Path] = typer.Option(None, help="Run store file.")) -> None:
+    """Print a run's metrics, computed from the store."""
+
+    def work() -> None:
+        run_store = _store(store)
+        _show(run_store, run_store.find_run(run_id))
+
+    _guard(work)
+
+
+@app.command("list")
+def list_names() -> None:
+    """List the registered tasks, strategies and engines."""
+    console.print(f"tasks: {', '.join(tasks.names())}")
+    console.print(f"strategies: {', '.join(strategies.names())}")
+    console.print(f"engines: {', '.join(engines.names())}")
+
+
+def _show(run_store: RunStore, run_id: str, limit: int | None = None) -> None:
+    rows = run_store.solutions(run_id)
+    if limit is not None:
+        rows = [r for r in rows if r["position"] < limit]
+    config = run_store.config(run_id)
+    label = next((r["label"] for r in run_store.runs() if r["run_id"] == run_id), run_id)
+    strategy_name = config.get("strategy", {}).get("strategy", "final")
+    print_metrics(console, run_id, label, strategy_name, metrics.compute(rows))
+
+
+def _coerce(value: Any) -> Any:
+    """Engine options from -E arrive as text; numbers and booleans become themselves."""
+    if not isinstance(value, str):
+        return value
+    lowered = value.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    for cast in (int, float):
+        try:
+            return cast(value)
+        except ValueError:
+            pass
+    return value
+
+
+def _guard(work: Callable[[], None]) -> None:
+    """Our errors print as one clear line and exit 2; Ctrl-C exits 130 (what was stored stays stored)."""
+    try:
+        work()
+    except SelfImproveError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        err_console.print("interrupted: everything generated so far is stored; re-run the same command to resume")
+        raise typer.Exit(130) from None
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,141 @@
+"""Engine `openai`: any OpenAI-compatible server (vLLM, llama-server, llama-cpp-python, Ollama, ...).
+
+Text prompts go to `/completions`, chat messages to `/chat/completions`. A full set of n samples
+is asked for with `n=` first; a server that returns fewer choices (llama-cpp-python's ignores
+`n`) is remembered, and from then on each sample is its own request, seeded by its sample id,
+run with bounded concurrency. The `openai` client retries 429/5xx and connection errors with
+exponential backoff; what still fails becomes an EngineError that names the server.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from typing import Any, Sequence
+
+from selfimprove.core.errors import ConfigError, EngineError
+from selfimprove.core.types import Completion, Prompt, PromptContent, Sampling, normalize_prompts, sample_seed
+from selfimprove.engines.base import OnComplete, registry
+
+
+@registry.register("openai")
+class OpenAICompatEngine:
+    """Args:
+        base_url: server URL ending in /v1 (default: $OPENAI_BASE_URL).
+        model: model name on the server (default: the first one `/models` lists).
+        api_key_env: environment variable holding the key (unset -> a placeholder, fine for local servers).
+        max_concurrency: most requests in flight.
+        timeout: seconds per request.
+        max_retries: retries on 429/5xx/connection errors, with exponential backoff.
+    """
+
+    name = "openai"
+
+    def __init__(self, base_url: str | None = None, model: str | None = None, api_key_env: str | None = None,
+                 max_concurrency: int = 8, timeout: float = 120.0, max_retries: int = 4):
+        import openai
+
+        self._openai = openai
+        self.base_url = base_url or os.environ.get("OPENAI_BASE_URL")
+        if not self.base_url:
+            raise ConfigError("engine 'openai' needs --base-url (e.g. http://127.0.0.1:8000/v1) or $OPENAI_BASE_URL")
+        key_var = api_key_env or "OPENAI_API_KEY"
+        api_key = os.environ.get(key_var)
+        if api_key is None and api_key_env:
+            raise ConfigError(f"environment variable {api_key_env} (--api-key-env) is not set")
+        self.client = openai.OpenAI(base_url=self.base_url, api_key=api_key or "no-key",
+                                    timeout=timeout, max_retries=max_retries)
+        self.max_concurrency = max(1, int(max_concurrency))
+        self.supports_n: bool | None = None
+        self._lock = threading.Lock()
+        self.model = model or self._first_model()
+
+    def _first_model(self) -> str:
+        try:
+            models = self.client.models.list()
+        except self._openai.APIConnectionError as exc:
+            raise EngineError(f"OpenAI-compatible server unreachable at {self.base_url}: {exc}") from exc
+        except self._openai.APIError as exc:
+            raise EngineError(f"{self.base_url}/models failed: {exc}; pass --model NAME") from exc
+        names = [m.id for m in models.data]
+        if not names:
+            raise EngineError(f"{self.base_url} lists no models; pass --model NAME")
+        return names[0]
+
+    def describe(self) -> dict:
+        return {"engine": self.name, "base_url": self.base_url, "model": self.model}
+
+    def close(self) -> None:
+        self.client.close()
+
+    def generate(self, prompts: Sequence[Prompt | PromptContent], n: int, sampling: Sampling,
+                 on_complete: OnComplete | None = None) -> list[list[Completion]]:
+        prompts = normalize_prompts(prompts)
+        results: list[dict[int, Completion]] = [{} for _ in prompts]
+
+        def deliver(index: int, sample_id: int, completion: Completion) -> None:
+            results[index][sample_id] = completion
+            if on_complete is not None:
+                on_complete(index, sample_id, completion)
+
+        # Full sets first try `n=`; what the server did not return becomes single-sample requests.
+        singles: list[tuple[int, int]] = []
+        batched = [i for i, p in enumerate(prompts) if self.supports_n is not False and n > 1 and p.ids(n) == tuple(range(n))]
+        with ThreadPoolExecutor(max_workers=self.max_concurrency) as pool:
+            futures = {pool.submit(self._request, prompts[i], n, sampling, None): i for i in batched}
+            for future in as_completed(futures):
+                index = futures[future]
+                choices = future.result()
+                with self._lock:
+                    if self.supports_n is None:
+                        self.supports_n = len(choices) >= n
+                for sample_id, completion in zip(range(n), choices):
+                    deliver(index, sample_id, completion)
+            for index, prompt in enumerate(prompts):
+                singles.extend((index, s) for s in prompt.ids(n) if s not in results[index])
+            futures = {
+                pool.submit(self._request, prompts[i], 1, sampling, sample_seed(sampling.seed, prompts[i], s)): (i, s)
+                for i, s in singles
+            }
+            for future in as_completed(futures):
+                index, sample_id = futures[future]
+                deliver(index, sample_id, future.result()[0])
+        return [[res[s] for s in p.ids(n)] for p, res in zip(prompts, results)]
+
+    def _request(self, prompt: Prompt, n: int, sampling: Sampling, seed: int | None) -> list[Completion]:
+        args: dict[str, Any] = {
+            "model": self.model, "n": n, "max_tokens": sampling.max_tokens,
+            "temperature": sampling.temperature, "top_p": sampling.top_p,
+            "seed": sampling.seed if seed is None else seed,
+        }
+        if sampling.stop:
+            args["stop"] = list(sampling.stop)[:4]  # the OpenAI API takes at most 4 stop strings
+        if sampling.top_k > 0:
+            args["extra_body"] = {"top_k": sampling.top_k}
+        started = time.perf_counter()
+        try:
+            if isinstance(prompt.content, str):
+                response = self.client.completions.create(prompt=prompt.content, **args)
+                texts = [(c.text, c.finish_reason) for c in response.choices]
+            else:
+                response = self.client.chat.completions.create(messages=prompt.content, **args)
+                texts = [(c.message.content or "", c.finish_reason) for c in response.choices]
+        except self._openai.APIConnectionError as exc:
+            raise EngineError(f"OpenAI-compatible server unreachable at {self.base_url}: {exc}") from exc
+        except self._openai.APIStatusError as exc:
+            raise EngineError(f"{self.base_url} answered {exc.status_code}: {exc.message}") from exc
+        except self._openai.APIError as exc:
+            raise EngineError(f"request to {self.base_url} failed: {exc}") from exc
+        elapsed = time.perf_counter() - started
+        usage = response.usage
+        count = max(1, len(texts))
+        prompt_tokens = usage.prompt_tokens if usage else 0
+        # With n > 1 the server reports one total; each sample gets an even share of it.
+        completion_tokens = round(usage.completion_tokens / count) if usage else 0
+        return [
+            Completion(text=text, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+                       finish_reason=reason or "stop", seconds=elapsed / count)
+            for text, reason in texts
+        ]

@@ -1,0 +1,1 @@
+"""Reports read only the run store: console tables now, HTML later."""

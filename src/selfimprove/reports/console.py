@@ -1,0 +1,60 @@
+"""Terminal tables of a run's metrics (rich)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from rich.console import Console
+from rich.table import Table
+
+from selfimprove.runs.metrics import RunMetrics
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f}%"
+
+
+def metrics_table(run_id: str, label: str, strategy: str, m: RunMetrics) -> Table:
+    table = Table(title=f"run {run_id}  ·  {label}", show_header=True, header_style="bold")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_row("problems", str(m.problems))
+    if m.greedy_accuracy is not None:
+        table.add_row("greedy CoT accuracy", _pct(m.greedy_accuracy))
+    final = f"{strategy} accuracy" + (f" (maj@{max(m.maj_at_k)})" if m.maj_at_k else "")
+    table.add_row(final, _pct(m.accuracy))
+    for k, value in m.maj_at_k.items():
+        table.add_row(f"  maj@{k}", _pct(value))
+    table.add_row("generated tokens / problem", f"{m.completion_tokens_per_problem:.1f}")
+    table.add_row("prompt tokens / problem", f"{m.prompt_tokens_per_problem:.1f}")
+    table.add_row("seconds / problem", f"{m.seconds_per_problem:.2f}")
+    table.add_row("extraction failures", f"{_pct(m.extraction_failure_rate)} of {m.samples} samples")
+    return table
+
+
+def levels_table(m: RunMetrics) -> Table | None:
+    if not m.by_level:
+        return None
+    table = Table(title="by level", header_style="bold")
+    for column in ("level", "problems", "greedy CoT", "final"):
+        table.add_column(column, justify="right")
+    for level, row in m.by_level.items():
+        table.add_row(level, str(row["problems"]), _pct(row["greedy_accuracy"]), _pct(row["accuracy"]))
+    return table
+
+
+def runs_table(rows) -> Table:
+    table = Table(header_style="bold")
+    for column in ("run", "updated", "task · strategy · model", "problems", "accuracy", "completions"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(r["run_id"], datetime.fromtimestamp(r["updated"]).strftime("%Y-%m-%d %H:%M"), r["label"],
+                      str(r["problems"]), _pct(r["accuracy"]), str(r["completions"]))
+    return table
+
+
+def print_metrics(console: Console, run_id: str, label: str, strategy: str, m: RunMetrics) -> None:
+    console.print(metrics_table(run_id, label, strategy, m))
+    levels = levels_table(m)
+    if levels is not None:
+        console.print(levels)

@@ -1,0 +1,1 @@
+"""Resumable runs: the SQLite run store, the recording engine, the runner and metrics."""

@@ -1,0 +1,112 @@
+"""Metrics computed from what the run store holds (never from live objects).
+
+maj@k: the expected accuracy of a majority vote over k samples, estimated over subsets of the K
+stored samples of each problem (all C(K, k) subsets when there are at most MAX_EXACT_SUBSETS,
+otherwise that many random subsets drawn with a fixed seed). Subsets keep sample order, so the
+tie-break is the one the strategy uses (earliest answer wins). maj@1 is mean per-sample accuracy.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from selfimprove.strategies.voting import majority_vote
+
+MAX_EXACT_SUBSETS = 2000
+
+
+@dataclass
+class RunMetrics:
+    problems: int
+    accuracy: float | None
+    greedy_accuracy: float | None
+    maj_at_k: dict[int, float]
+    completion_tokens_per_problem: float
+    prompt_tokens_per_problem: float
+    seconds_per_problem: float
+    samples: int
+    extraction_failure_rate: float
+    by_level: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def ks_for(samples: int) -> list[int]:
+    """1, 2, 4, ... up to `samples`, with `samples` itself always last."""
+    ks, k = [], 1
+    while k < samples:
+        ks.append(k)
+        k *= 2
+    return ks + [samples] if samples else []
+
+
+def maj_at_k(answers: Sequence[str | None], correct_answers: set[str], k: int, seed: int = 0) -> float:
+    """Expected correctness of a majority vote over k of these samples (see module docstring)."""
+    total = len(answers)
+    if not 1 <= k <= total:
+        raise ValueError(f"k={k} outside 1..{total}")
+    if math.comb(total, k) <= MAX_EXACT_SUBSETS:
+        subsets: Any = itertools.combinations(range(total), k)
+    else:
+        rng = random.Random(seed)
+        subsets = (sorted(rng.sample(range(total), k)) for _ in range(MAX_EXACT_SUBSETS))
+    hits = count = 0
+    for subset in subsets:
+        winner = majority_vote([answers[i] for i in subset]).answer
+        hits += winner is not None and winner in correct_answers
+        count += 1
+    return hits / count
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def _prompt_tokens(samples: list[dict[str, Any]]) -> int:
+    """Prompt tokens of a problem, each step's prompt counted once (its samples share one decode)."""
+    return sum({x["step"]: x["prompt_tokens"] for x in samples}.values())
+
+
+def compute(solutions: list[dict[str, Any]], step: str = "sample") -> RunMetrics:
+    """Metrics of one run from `RunStore.solutions(run_id)` rows."""
+    graded = [s for s in solutions if s["correct"] is not None]
+    greedy = [s["extra"]["greedy_correct"] for s in solutions if s["extra"].get("greedy_correct") is not None]
+    all_samples = [x for s in solutions for x in s["samples"]]
+    voted = [[x for x in s["samples"] if x["step"] == step] for s in solutions]
+    big_k = min((len(v) for v in voted), default=0)
+    curve: dict[int, float] = {}
+    if big_k and graded:
+        for k in ks_for(big_k):
+            values = []
+            for s, rows in zip(solutions, voted):
+                if s["correct"] is None:
+                    continue
+                rows = rows[:big_k]
+                right = {x["answer"] for x in rows if x["correct"] and x["answer"] is not None}
+                values.append(maj_at_k([x["answer"] for x in rows], right, k))
+            curve[k] = sum(values) / len(values)
+    n = len(solutions) or 1
+    metrics = RunMetrics(
+        problems=len(solutions),
+        accuracy=_mean([float(s["correct"]) for s in graded]),
+        greedy_accuracy=_mean([float(g) for g in greedy]),
+        maj_at_k=curve,
+        completion_tokens_per_problem=sum(x["completion_tokens"] for x in all_samples) / n,
+        prompt_tokens_per_problem=sum(_prompt_tokens(s["samples"]) for s in solutions) / n,
+        seconds_per_problem=sum(x["seconds"] for x in all_samples) / n,
+        samples=len(all_samples),
+        extraction_failure_rate=(sum(x["answer"] is None for x in all_samples) / len(all_samples)) if all_samples else 0.0,
+    )
+    levels: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for s in solutions:
+        if "level" in s["metadata"]:
+            levels[str(s["metadata"]["level"])].append(s)
+    if len(levels) > 1:
+        for level, group in sorted(levels.items()):
+            sub = compute(group, step)
+            metrics.by_level[level] = {"problems": sub.problems, "accuracy": sub.accuracy,
+                                       "greedy_accuracy": sub.greedy_accuracy}
+    return metrics

@@ -1,0 +1,74 @@
+"""Resumable execution of a strategy over a task's problems, with a progress bar.
+
+The run id is a hash of everything that changes outputs (task, strategy, engine descriptions) and
+not of `limit`, so `--limit 30` then `--limit 60` extends the same run. Problems already solved
+are skipped; completions already stored are reused by the RecordingEngine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from selfimprove.engines.base import Engine
+from selfimprove.runs.recorder import RecordingEngine
+from selfimprove.runs.store import RunStore
+from selfimprove.strategies.base import Strategy
+from selfimprove.tasks.base import Task
+
+
+def run_config(task: Task, strategy: Strategy, engine: Engine) -> dict[str, Any]:
+    return {"task": task.describe(), "strategy": strategy.describe(), "engine": engine.describe()}
+
+
+def run_id_for(config: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
+
+
+@dataclass
+class RunOutcome:
+    run_id: str
+    problems: int
+    solved_now: int
+    completions_reused: int
+    completions_generated: int
+
+
+def execute(task: Task, strategy: Strategy, engine: Engine, store: RunStore, limit: int | None = None,
+            batch_size: int = 4, show_progress: bool = True) -> RunOutcome:
+    """Solve `limit` test problems (all when None), storing everything as it completes."""
+    config = run_config(task, strategy, engine)
+    run_id = run_id_for(config)
+    label = f"{task.name} · {strategy.name} · {engine.describe().get('model', engine.name)}"
+    session = store.open_run(run_id, label, config)
+    problems = list(task.problems("test", limit=limit))
+    position = {p.id: i for i, p in enumerate(problems)}
+    solved = store.solved(run_id)
+    todo = [p for p in problems if p.id not in solved]
+
+    progress = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[extra]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+        disable=not show_progress, transient=False,
+    )
+    with progress:
+        bar = progress.add_task(f"run {run_id}", total=len(problems), completed=len(problems) - len(todo),
+                                extra="")
+        tokens = [0]
+
+        def on_generated(completion) -> None:
+            tokens[0] += completion.completion_tokens
+            progress.update(bar, extra=f"{recorder.generated} completions, {tokens[0]} tokens")
+
+        recorder = RecordingEngine(engine, store, run_id, session, on_generated=on_generated)
+        for start in range(0, len(todo), batch_size):
+            chunk = todo[start : start + batch_size]
+            solutions = strategy.solve(chunk, task, recorder)
+            store.add_solutions(run_id, [(position[p.id], p, s) for p, s in zip(chunk, solutions)])
+            progress.advance(bar, len(chunk))
+    return RunOutcome(run_id=run_id, problems=len(problems), solved_now=len(todo),
+                      completions_reused=recorder.reused, completions_generated=recorder.generated)

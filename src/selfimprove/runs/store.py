@@ -1,0 +1,188 @@
+"""RunStore: every completion of every run in one SQLite file (WAL), written as it arrives.
+
+Keys: completions by (run, problem, step, sample); solutions by (run, problem). A run's id is the
+hash of its config, so re-running the same command finds what it already has. Each completion is
+committed on its own, so a process killed at any moment (even SIGKILL) loses at most the
+completion being generated; a duplicate key raises instead of silently recomputing.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Iterable
+
+from selfimprove.core.errors import SelfImproveError
+from selfimprove.core.types import Completion, Problem, SampleRecord, Solution
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    label TEXT NOT NULL,
+    config TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS completions (
+    run_id TEXT NOT NULL,
+    problem_id TEXT NOT NULL,
+    step TEXT NOT NULL,
+    sample INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    finish_reason TEXT NOT NULL,
+    seconds REAL NOT NULL,
+    session INTEGER NOT NULL,
+    created REAL NOT NULL,
+    PRIMARY KEY (run_id, problem_id, step, sample)
+);
+CREATE TABLE IF NOT EXISTS solutions (
+    run_id TEXT NOT NULL,
+    problem_id TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    reference TEXT,
+    answer TEXT,
+    correct INTEGER,
+    confidence REAL,
+    votes TEXT NOT NULL,
+    samples TEXT NOT NULL,
+    extra TEXT NOT NULL,
+    metadata TEXT NOT NULL,
+    created REAL NOT NULL,
+    PRIMARY KEY (run_id, problem_id)
+);
+"""
+
+
+class RunStore:
+    """SQLite-backed store; one instance per process. `session` numbers each invocation of a run."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path).expanduser()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")  # durable against process death; WAL keeps it fast
+            self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise SelfImproveError(f"{self.path}: not a usable run store ({exc})") from exc
+        self._db.row_factory = sqlite3.Row
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- runs ------------------------------------------------------------------------------------
+
+    def open_run(self, run_id: str, label: str, config: dict[str, Any]) -> int:
+        """Create the run if new; return this invocation's session number (1 for a fresh run)."""
+        now = time.time()
+        self._db.execute(
+            "INSERT INTO runs (run_id, created, updated, label, config) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT(run_id) DO UPDATE SET updated = excluded.updated",
+            (run_id, now, now, label, json.dumps(config, sort_keys=True)),
+        )
+        row = self._db.execute("SELECT MAX(session) FROM completions WHERE run_id = ?", (run_id,)).fetchone()
+        return (row[0] or 0) + 1
+
+    def runs(self) -> list[sqlite3.Row]:
+        return self._db.execute(
+            "SELECT r.run_id, r.created, r.updated, r.label, "
+            "(SELECT COUNT(*) FROM solutions s WHERE s.run_id = r.run_id) AS problems, "
+            "(SELECT AVG(correct) FROM solutions s WHERE s.run_id = r.run_id) AS accuracy, "
+            "(SELECT COUNT(*) FROM completions c WHERE c.run_id = r.run_id) AS completions "
+            "FROM runs r ORDER BY r.updated DESC"
+        ).fetchall()
+
+    def find_run(self, prefix: str) -> str:
+        """The full id of the run whose id starts with `prefix`; errors name the candidates."""
+        rows = [r[0] for r in self._db.execute("SELECT run_id FROM runs WHERE run_id LIKE ? || '%'", (prefix,))]
+        if len(rows) == 1:
+            return rows[0]
+        if not rows:
+            raise SelfImproveError(f"no run {prefix!r} in {self.path} (`selfimprove runs` lists them)")
+        raise SelfImproveError(f"run prefix {prefix!r} is ambiguous: {', '.join(rows)}")
+
+    def config(self, run_id: str) -> dict[str, Any]:
+        row = self._db.execute("SELECT config FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return json.loads(row[0]) if row else {}
+
+    # -- completions -----------------------------------------------------------------------------
+
+    def completions(self, run_id: str, problem_id: str, step: str) -> dict[int, Completion]:
+        rows = self._db.execute(
+            "SELECT sample, text, prompt_tokens, completion_tokens, finish_reason, seconds FROM completions "
+            "WHERE run_id = ? AND problem_id = ? AND step = ?",
+            (run_id, problem_id, step),
+        )
+        return {
+            r["sample"]: Completion(text=r["text"], prompt_tokens=r["prompt_tokens"],
+                                    completion_tokens=r["completion_tokens"], finish_reason=r["finish_reason"],
+                                    seconds=r["seconds"])
+            for r in rows
+        }
+
+    def add_completion(self, run_id: str, problem_id: str, step: str, sample: int, completion: Completion,
+                       session: int) -> None:
+        self._db.execute(
+            "INSERT INTO completions (run_id, problem_id, step, sample, text, prompt_tokens, completion_tokens, "
+            "finish_reason, seconds, session, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (run_id, problem_id, step, sample, completion.text, completion.prompt_tokens,
+             completion.completion_tokens, completion.finish_reason, completion.seconds, session, time.time()),
+        )
+
+    def completion_rows(self, run_id: str) -> list[sqlite3.Row]:
+        return self._db.execute(
+            "SELECT * FROM completions WHERE run_id = ? ORDER BY problem_id, step, sample", (run_id,)
+        ).fetchall()
+
+    # -- solutions -------------------------------------------------------------------------------
+
+    def solved(self, run_id: str) -> set[str]:
+        return {r[0] for r in self._db.execute("SELECT problem_id FROM solutions WHERE run_id = ?", (run_id,))}
+
+    def add_solutions(self, run_id: str, items: Iterable[tuple[int, Problem, Solution]]) -> None:
+        now = time.time()
+        rows = [
+            (run_id, problem.id, position, problem.reference, s.answer, _as_int(s.correct), s.confidence,
+             json.dumps(s.votes), json.dumps([_sample_summary(r) for r in s.samples]), json.dumps(s.extra),
+             json.dumps(_jsonable(problem.metadata)), now)
+            for position, problem, s in items
+        ]
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT OR REPLACE INTO solutions (run_id, problem_id, position, reference, answer, correct, "
+                "confidence, votes, samples, extra, metadata, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+
+    def solutions(self, run_id: str) -> list[dict[str, Any]]:
+        rows = self._db.execute("SELECT * FROM solutions WHERE run_id = ? ORDER BY position", (run_id,))
+        out = []
+        for r in rows:
+            item = dict(r)
+            for key in ("votes", "samples", "extra", "metadata"):
+                item[key] = json.loads(item[key])
+            item["correct"] = None if item["correct"] is None else bool(item["correct"])
+            out.append(item)
+        return out
+
+
+def _as_int(value: bool | None) -> int | None:
+    return None if value is None else int(value)
+
+
+def _sample_summary(record: SampleRecord) -> dict[str, Any]:
+    """What metrics need from a sample; its text stays in the completions table."""
+    summary = asdict(record)
+    summary.pop("text")
+    return summary
+
+
+def _jsonable(metadata: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in metadata.items() if isinstance(v, (str, int, float, bool, type(None)))}

@@ -1,0 +1,63 @@
+"""The Strategy contract and its registry, plus the sampling helper every strategy shares.
+
+`solve(problems, task, engine) -> list[Solution]`: the strategy builds prompts from the task,
+asks the engine for completions (tagging each prompt with its problem id and step so the run
+store can key them), extracts and grades answers, and returns Solutions with the whole trace.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Protocol, Sequence, runtime_checkable
+
+from selfimprove.core.registry import Registry
+from selfimprove.core.types import Problem, Prompt, SampleRecord, Sampling, Solution
+from selfimprove.engines.base import Engine
+from selfimprove.tasks.base import Task
+
+
+@runtime_checkable
+class Strategy(Protocol):
+    name: str
+
+    def solve(self, problems: Sequence[Problem], task: Task, engine: Engine) -> list[Solution]: ...
+
+    def describe(self) -> dict:
+        """Every setting that changes the outputs (for the run's config hash)."""
+        ...
+
+
+registry: Registry[Strategy] = Registry("strategy")
+
+
+def get(name: str) -> Callable[..., Strategy]:
+    _load_builtins()
+    return registry.get(name)
+
+
+def names() -> list[str]:
+    _load_builtins()
+    return registry.names()
+
+
+def _load_builtins() -> None:
+    from selfimprove.strategies import cot, self_consistency  # noqa: F401
+
+
+def sample_step(
+    problems: Sequence[Problem], task: Task, engine: Engine, step: str, n: int, sampling: Sampling
+) -> list[list[SampleRecord]]:
+    """n completions per problem for one step, each with its extracted answer and grade."""
+    prompts = [Prompt(content=task.format_prompt(p), problem_id=p.id, step=step) for p in problems]
+    outputs = engine.generate(prompts, n, sampling)
+    records = []
+    for problem, completions in zip(problems, outputs):
+        row = []
+        for index, completion in enumerate(completions):
+            answer = task.extract(completion.text)
+            row.append(SampleRecord(
+                step=step, index=index, text=completion.text, answer=answer,
+                correct=task.grade(problem, answer), completion_tokens=completion.completion_tokens,
+                prompt_tokens=completion.prompt_tokens, seconds=completion.seconds,
+            ))
+        records.append(row)
+    return records

@@ -1,0 +1,31 @@
+"""Strategy `cot`: one greedy chain-of-thought completion per problem (Wei et al. 2022)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+from selfimprove.core.types import Problem, Sampling, Solution
+from selfimprove.engines.base import Engine
+from selfimprove.strategies.base import registry, sample_step
+from selfimprove.tasks.base import Task
+
+
+@registry.register("cot")
+@dataclass
+class ChainOfThought:
+    max_tokens: int = 256
+
+    name = "cot"
+
+    def describe(self) -> dict:
+        return {"strategy": self.name, **asdict(self)}
+
+    def solve(self, problems: Sequence[Problem], task: Task, engine: Engine) -> list[Solution]:
+        sampling = Sampling(temperature=0.0, max_tokens=self.max_tokens, stop=tuple(task.stop))
+        rows = sample_step(problems, task, engine, "greedy", 1, sampling)
+        return [
+            Solution(problem_id=p.id, answer=row[0].answer, correct=row[0].correct, samples=row,
+                     extra={"greedy_answer": row[0].answer, "greedy_correct": row[0].correct})
+            for p, row in zip(problems, rows)
+        ]

@@ -1,0 +1,30 @@
+"""Majority voting over extracted answers: a pure function, testable by hand.
+
+Rules: an answer of None (nothing extractable) casts no vote. Among answers tied for the most
+votes, the one that appeared first (lowest sample index) wins, so a vote is deterministic and
+does not depend on dict or set ordering. No votes at all -> answer None, share 0.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Sequence
+
+
+@dataclass(frozen=True)
+class Vote:
+    answer: str | None
+    counts: dict[str, int]
+    share: float
+    """Top answer's votes over all samples (extraction failures included): the confidence of the vote."""
+
+
+def majority_vote(answers: Sequence[str | None]) -> Vote:
+    counts = Counter(a for a in answers if a is not None)
+    if not counts:
+        return Vote(answer=None, counts={}, share=0.0)
+    best = max(counts.values())
+    winner = next(a for a in answers if a is not None and counts[a] == best)
+    ordered = dict(sorted(counts.items(), key=lambda item: (-item[1], answers.index(item[0]))))
+    return Vote(answer=winner, counts=ordered, share=best / len(answers))

@@ -1,0 +1,129 @@
+"""Task `gsm8k`: grade-school math word problems (Cobbe et al. 2021) in the official JSONL format.
+
+Each line holds `question` and `answer`; the answer's last line is `#### N`. Few-shot
+chain-of-thought exemplars come from the train split (the file given as `fewshot`, else a
+`train.jsonl` beside the evaluated file), never from the evaluated problem itself.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from pathlib import Path
+from typing import Iterator
+
+from selfimprove.core.errors import ConfigError, DataError
+from selfimprove.core.types import Problem
+from selfimprove.grading.numeric import canonical_number, extract_number, numbers_equal
+from selfimprove.tasks.base import registry
+from selfimprove.tasks.jsonl import read_jsonl, require_str
+from selfimprove.tasks.prompting import FEW_SHOT_STOP, few_shot_prompt
+
+_CALCULATOR = re.compile(r"<<[^>]*>>")
+
+
+def parse_gsm8k_answer(answer: str, path: str | Path, line: int) -> tuple[str, str]:
+    """(worked solution without calculator annotations, canonical final number) of one `answer` field."""
+    if "####" not in answer:
+        raise DataError(path, "has no final '#### N' line", line=line, field="answer")
+    work, final = answer.rsplit("####", 1)
+    number = canonical_number(final)
+    if number is None:
+        raise DataError(path, f"final answer {final.strip()!r} is not a number", line=line, field="answer")
+    return _CALCULATOR.sub("", work).strip(), number
+
+
+def load_gsm8k(path: str | Path) -> list[Problem]:
+    """Every problem of a GSM8K JSONL file; ids are `<file stem>-<line>`."""
+    problems = []
+    for line, record in read_jsonl(path):
+        question = require_str(record, "question", path, line)
+        solution, number = parse_gsm8k_answer(require_str(record, "answer", path, line), path, line)
+        problems.append(
+            Problem(id=f"{Path(path).stem}-{line}", question=question.strip(), reference=number,
+                    metadata={"solution": solution, "line": line})
+        )
+    return problems
+
+
+def _load_hub(name: str, split: str) -> list[Problem]:
+    """A Hugging Face dataset with GSM8K's fields, when the hub is reachable."""
+    try:
+        import datasets
+    except ImportError:
+        raise ConfigError(f"{name!r} is not a local file, and loading it from the hub needs `pip install datasets`") from None
+    try:
+        rows = datasets.load_dataset(name, "main", split=split)
+    except Exception as exc:  # datasets raises many unrelated types for "not reachable"
+        raise ConfigError(f"could not load dataset {name!r} split {split!r} from the hub: {exc}") from exc
+    problems = []
+    for index, row in enumerate(rows, start=1):
+        solution, number = parse_gsm8k_answer(row["answer"], f"{name}[{split}]", index)
+        problems.append(Problem(id=f"{split}-{index}", question=row["question"].strip(), reference=number,
+                                metadata={"solution": solution}))
+    return problems
+
+
+@registry.register("gsm8k")
+class GSM8KTask:
+    """`data`: a local JSONL file (or a hub dataset name); `fewshot`: the train file exemplars come from."""
+
+    name = "gsm8k"
+    stop = FEW_SHOT_STOP
+
+    def __init__(self, data: str | None = None, fewshot: str | None = None, shots: int = 4, seed: int = 0):
+        if data is None:
+            raise ConfigError("task 'gsm8k' needs --data PATH to a GSM8K JSONL file (question, answer '... #### N')")
+        self.data = data
+        self.shots, self.seed = int(shots), int(seed)
+        self.fewshot = fewshot or self._default_fewshot(data)
+        self._cache: dict[str, list[Problem]] = {}
+        self._exemplars: list[Problem] | None = None
+
+    @staticmethod
+    def _default_fewshot(data: str) -> str | None:
+        beside = Path(data).expanduser().parent / "train.jsonl"
+        return str(beside) if Path(data).expanduser().is_file() and beside.is_file() else None
+
+    def describe(self) -> dict:
+        return {"task": self.name, "data": str(Path(self.data).expanduser().resolve()) if Path(self.data).expanduser().exists()
+                else self.data, "fewshot": self.fewshot, "shots": self.shots, "seed": self.seed}
+
+    def _load(self, source: str, split: str) -> list[Problem]:
+        if source not in self._cache:
+            path = Path(source).expanduser()
+            if path.exists() or "/" not in source or source.endswith(".jsonl"):
+                self._cache[source] = load_gsm8k(path)
+            else:
+                self._cache[source] = _load_hub(source, split)
+        return self._cache[source]
+
+    def problems(self, split: str = "test", limit: int | None = None) -> Iterator[Problem]:
+        source = self.data if split == "test" else self.fewshot
+        if source is None:
+            raise ConfigError("task 'gsm8k' has no train file: pass fewshot=PATH (-O fewshot=PATH)")
+        yield from self._load(source, split)[:limit]
+
+    def exemplars(self) -> list[Problem]:
+        """`shots` train problems drawn once with the task seed; zero-shot when no train file is known."""
+        if self._exemplars is None:
+            if self.fewshot is None or self.shots == 0:
+                self._exemplars = []
+            else:
+                pool = self._load(self.fewshot, "train")
+                # One extra, so that dropping the evaluated problem (train-split runs) still leaves `shots`.
+                self._exemplars = random.Random(self.seed).sample(pool, min(len(pool), self.shots + 1))
+        return self._exemplars
+
+    def format_prompt(self, problem: Problem) -> str:
+        shots = [ex for ex in self.exemplars() if ex.question != problem.question][: self.shots]
+        pairs = [(ex.question, f"{ex.metadata['solution']} The answer is {ex.reference}.") for ex in shots]
+        return few_shot_prompt(pairs, problem.question)
+
+    def extract(self, text: str) -> str | None:
+        return extract_number(text)
+
+    def grade(self, problem: Problem, answer: str | None) -> bool | None:
+        if problem.reference is None:
+            return None
+        return numbers_equal(answer, problem.reference)
