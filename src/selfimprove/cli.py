@@ -81,6 +81,7 @@ def run(
         the_strategy = build("strategy", strategies.get(strategy), strategy, {
             "samples": samples, "temperature": temperature, "top_p": top_p, "top_k": top_k,
             "max_tokens": max_tokens, "seed": seed})
+        next(iter(the_task.problems("test", limit=1)), None)  # a bad dataset fails before a model loads
         engine_settings = {"model": model, "base_url": base_url, "api_key_env": api_key_env,
                            **parse_options(engine_option, "--engine-option")}
         if engine == "llama-cpp":
@@ -164,7 +165,7 @@ def _guard(work: Callable[[], None]) -> None:
     try:
         work()
     except SelfImproveError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}")
+        err_console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         err_console.print("interrupted: everything generated so far is stored; re-run the same command to resume")

@@ -1,0 +1,52 @@
+from typer.testing import CliRunner
+
+from selfimprove.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, list(args))
+
+
+def test_unknown_names_list_the_valid_ones():
+    result = invoke("run", "--task", "nope")
+    assert result.exit_code == 2
+    assert "unknown task 'nope'" in result.output and "arithmetic" in result.output and "gsm8k" in result.output
+    result = invoke("run", "--strategy", "magic")
+    assert "unknown strategy 'magic'" in result.output and "self-consistency" in result.output
+    result = invoke("run", "--engine", "warp")
+    assert "unknown engine 'warp'" in result.output and "llama-cpp" in result.output and "openai" in result.output
+
+
+def test_missing_dataset_and_model_files(tmp_path):
+    result = invoke("run", "--task", "gsm8k", "--data", str(tmp_path / "missing.jsonl"), "--store",
+                    str(tmp_path / "s.sqlite"), "--model", str(tmp_path / "m.gguf"))
+    assert result.exit_code == 2
+    assert "m.gguf" in result.output and "not found" in result.output
+    result = invoke("run", "--task", "gsm8k", "--engine", "openai", "--base-url", "http://127.0.0.1:9/v1",
+                    "--model", "x", "-E", "max_retries=0", "--data", str(tmp_path / "missing.jsonl"),
+                    "--store", str(tmp_path / "s.sqlite"))
+    assert result.exit_code == 2
+    assert "missing.jsonl: dataset file not found" in result.output
+
+
+def test_settings_a_strategy_does_not_take():
+    result = invoke("run", "--strategy", "cot", "--samples", "4")
+    assert result.exit_code == 2
+    assert "strategy 'cot' takes no setting 'samples'" in result.output
+
+
+def test_bad_option_syntax():
+    result = invoke("run", "-O", "level")
+    assert result.exit_code == 2 and "expected KEY=VALUE" in result.output
+
+
+def test_show_unknown_run(tmp_path):
+    result = invoke("show", "abc", "--store", str(tmp_path / "s.sqlite"))
+    assert result.exit_code == 2 and "no run 'abc'" in result.output
+
+
+def test_list():
+    result = invoke("list")
+    assert result.exit_code == 0 and "self-consistency" in result.output

@@ -1,0 +1,101 @@
+import sqlite3
+
+import pytest
+
+from doubles import CountingEngine
+from selfimprove.core.types import Completion, Prompt, Sampling
+from selfimprove.runs import runner
+from selfimprove.runs.recorder import RecordingEngine
+from selfimprove.runs.store import RunStore
+from selfimprove.strategies.cot import ChainOfThought
+from selfimprove.strategies.self_consistency import SelfConsistency
+from selfimprove.tasks.arithmetic import ArithmeticTask
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = RunStore(tmp_path / "runs.sqlite")
+    yield s
+    s.close()
+
+
+def test_recorder_generates_only_what_is_missing(store):
+    engine = CountingEngine()
+    store.open_run("r1", "label", {})
+    recorder = RecordingEngine(engine, store, "r1", session=1)
+    prompt = Prompt("q", problem_id="p1", step="sample")
+    first = recorder.generate([prompt], 4, Sampling())
+    assert len(engine.calls) == 4
+    again = RecordingEngine(engine, store, "r1", session=2).generate([prompt], 6, Sampling())
+    assert [c.text for c in again[0][:4]] == [c.text for c in first[0]]
+    assert engine.calls[4:] == [("p1", "sample", 4), ("p1", "sample", 5)]
+
+
+def test_duplicate_completion_is_refused(store):
+    store.open_run("r1", "label", {})
+    store.add_completion("r1", "p", "s", 0, Completion("a"), session=1)
+    with pytest.raises(sqlite3.IntegrityError):
+        store.add_completion("r1", "p", "s", 0, Completion("b"), session=1)
+
+
+def test_run_id_depends_on_config_not_limit(store):
+    task, strategy, engine = ArithmeticTask(), SelfConsistency(samples=3), CountingEngine()
+    a = runner.execute(task, strategy, engine, store, limit=2, show_progress=False)
+    b = runner.execute(task, strategy, engine, store, limit=4, show_progress=False)
+    c = runner.execute(task, SelfConsistency(samples=3, temperature=0.9), engine, store, limit=1,
+                       show_progress=False)
+    assert a.run_id == b.run_id != c.run_id
+    assert (b.solved_now, b.completions_generated) == (2, 2 * 4)
+
+
+def test_interrupted_run_resumes_without_recomputing(store):
+    task, strategy = ArithmeticTask(), SelfConsistency(samples=4)
+    per_problem = 1 + 4  # greedy baseline + samples
+    broken = CountingEngine(fail_after=13)
+    with pytest.raises(KeyboardInterrupt):
+        runner.execute(task, strategy, broken, store, limit=6, batch_size=2, show_progress=False)
+    stored_before = store.completion_rows(runner.run_id_for(runner.run_config(task, strategy, broken)))
+    assert len(stored_before) == 13
+
+    engine = CountingEngine()
+    outcome = runner.execute(task, strategy, engine, store, limit=6, batch_size=2, show_progress=False)
+    rows = store.completion_rows(outcome.run_id)
+    assert len(rows) == 6 * per_problem
+    assert len(engine.calls) == 6 * per_problem - 13  # nothing stored was generated again
+    keys = {(r["problem_id"], r["step"], r["sample"]) for r in rows}
+    assert len(keys) == len(rows)
+    assert not keys.isdisjoint(set(broken.calls))
+    assert set(broken.calls).isdisjoint(engine.calls)
+    assert len(store.solutions(outcome.run_id)) == 6
+
+    third = CountingEngine()
+    again = runner.execute(task, strategy, third, store, limit=6, show_progress=False)
+    assert third.calls == [] and again.solved_now == 0
+
+
+def test_solutions_keep_the_trace(store):
+    task = ArithmeticTask()
+    outcome = runner.execute(task, SelfConsistency(samples=5), CountingEngine(), store, limit=1,
+                             show_progress=False)
+    (row,) = store.solutions(outcome.run_id)
+    # Samples 0..4 answer 0,1,2,0,1: a tie between "0" and "1", broken by first appearance.
+    assert row["votes"] == {"0": 2, "1": 2, "2": 1}
+    assert row["answer"] == "0"
+    assert row["confidence"] == pytest.approx(0.4)
+    assert [s["step"] for s in row["samples"]] == ["greedy"] + ["sample"] * 5
+    assert row["extra"]["greedy_answer"] == "0"
+
+
+def test_cot_stores_one_greedy_sample(store):
+    outcome = runner.execute(ArithmeticTask(), ChainOfThought(), CountingEngine(), store, limit=3,
+                             show_progress=False)
+    assert len(store.completion_rows(outcome.run_id)) == 3
+
+
+def test_not_a_store_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "junk.sqlite"
+    path.write_bytes(b"this is not sqlite" * 100)
+    from selfimprove.core.errors import SelfImproveError
+
+    with pytest.raises(SelfImproveError, match="junk.sqlite"):
+        RunStore(path)
