@@ -20,10 +20,9 @@ def test_unknown_names_list_the_valid_ones():
 
 
 def test_missing_dataset_and_model_files(tmp_path):
-    result = invoke("run", "--task", "gsm8k", "--data", str(tmp_path / "missing.jsonl"), "--store",
-                    str(tmp_path / "s.sqlite"), "--model", str(tmp_path / "m.gguf"))
+    result = invoke("run", "--store", str(tmp_path / "s.sqlite"), "--model", str(tmp_path / "m.gguf"))
     assert result.exit_code == 2
-    assert "m.gguf" in result.output and "not found" in result.output
+    assert "GGUF model file not found" in result.output and "m.gguf" in result.output
     result = invoke("run", "--task", "gsm8k", "--engine", "openai", "--base-url", "http://127.0.0.1:9/v1",
                     "--model", "x", "-E", "max_retries=0", "--data", str(tmp_path / "missing.jsonl"),
                     "--store", str(tmp_path / "s.sqlite"))
