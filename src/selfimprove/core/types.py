@@ -43,7 +43,9 @@ class Prompt:
     `problem_id` and `step` key the completions in the run store; engines ignore them.
     `sample_ids` picks which of the prompt's samples to draw (default: 0..n-1); the sample id,
     not the position in a batch, seeds each sample, so a resumed run draws the samples it lacks
-    with the seeds an uninterrupted run would have used.
+    with the seeds an uninterrupted run would have used. (llama.cpp's arithmetic depends a little
+    on batch composition, so such a sample can still differ from the uninterrupted one; the same
+    call with the same seed does give the same samples.)
     """
 
     content: PromptContent

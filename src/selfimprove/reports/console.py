@@ -45,8 +45,11 @@ def levels_table(m: RunMetrics) -> Table | None:
 
 def runs_table(rows) -> Table:
     table = Table(header_style="bold")
-    for column in ("run", "updated", "task · strategy · model", "problems", "accuracy", "completions"):
-        table.add_column(column)
+    table.add_column("run", no_wrap=True, min_width=12)
+    table.add_column("updated", no_wrap=True)
+    table.add_column("task · strategy · model", ratio=1)
+    for column in ("problems", "accuracy", "completions"):
+        table.add_column(column, justify="right")
     for r in rows:
         table.add_row(r["run_id"], datetime.fromtimestamp(r["updated"]).strftime("%Y-%m-%d %H:%M"), r["label"],
                       str(r["problems"]), _pct(r["accuracy"]), str(r["completions"]))

@@ -1,0 +1,73 @@
+"""The llama-cpp engine on the real embedded Gemma 3 270M."""
+
+import pytest
+
+from selfimprove.core.errors import EngineError
+from selfimprove.core.types import Prompt, Sampling
+from selfimprove.tasks.arithmetic import ArithmeticTask
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def prompts():
+    task = ArithmeticTask(level="1-2")
+    return task, [Prompt(task.format_prompt(p), problem_id=p.id) for p in task.problems(limit=3)]
+
+
+def test_n_samples_per_prompt_with_streaming_callback(llama_engine, prompts):
+    task, ps = prompts
+    seen = []
+    out = llama_engine.generate(ps, 5, Sampling(temperature=0.9, max_tokens=48, stop=task.stop, seed=1),
+                                on_complete=lambda i, s, c: seen.append((i, s)))
+    assert [len(row) for row in out] == [5, 5, 5]
+    assert sorted(seen) == [(i, s) for i in range(3) for s in range(5)]
+    for row in out:
+        for c in row:
+            assert c.prompt_tokens > 100 and 0 < c.completion_tokens <= 48
+            assert "\nQuestion:" not in c.text  # stop string honoured and cut
+            assert c.finish_reason in ("stop", "length") and c.seconds > 0
+    assert len({c.text for c in out[0]}) > 1  # sampling, not five copies
+
+
+def test_same_seed_same_samples_other_seed_others(llama_engine, prompts):
+    task, ps = prompts
+    sampling = Sampling(temperature=1.0, max_tokens=32, stop=task.stop, seed=11)
+    a = llama_engine.generate(ps[:2], 4, sampling)
+    b = llama_engine.generate(ps[:2], 4, sampling)
+    c = llama_engine.generate(ps[:2], 4, Sampling(temperature=1.0, max_tokens=32, stop=task.stop, seed=12))
+    texts = lambda out: [[x.text for x in row] for row in out]  # noqa: E731
+    assert texts(a) == texts(b)
+    assert texts(a) != texts(c)
+
+
+def test_greedy_and_max_tokens(llama_engine, prompts):
+    task, ps = prompts
+    out = llama_engine.generate(ps[:1], 1, Sampling(max_tokens=3))
+    assert out[0][0].completion_tokens == 3 and out[0][0].finish_reason == "length"
+    greedy = llama_engine.generate(ps[:1], 3, Sampling(max_tokens=24, stop=task.stop))
+    assert len({c.text for c in greedy[0]}) == 1  # temperature 0 is greedy for every sample
+
+
+def test_more_samples_than_slots_and_top_k_top_p(llama_engine, prompts):
+    task, ps = prompts
+    out = llama_engine.generate(ps[:1], 20, Sampling(temperature=0.8, top_k=20, top_p=0.9, max_tokens=16, seed=2))
+    assert len(out[0]) == 20  # max_parallel is 16: the prompt is split into two groups
+
+
+def test_sample_ids_pick_which_samples(llama_engine, prompts):
+    task, ps = prompts
+    from dataclasses import replace
+
+    out = llama_engine.generate([replace(ps[0], sample_ids=(3, 7))], 8, Sampling(temperature=0.8, max_tokens=8))
+    assert len(out[0]) == 2
+
+
+def test_prompt_too_long_is_a_clear_error(llama_engine):
+    with pytest.raises(EngineError, match="n_ctx"):
+        llama_engine.generate(["word " * 5000], 1, Sampling(max_tokens=8))
+
+
+def test_chat_messages_are_rendered(llama_engine):
+    out = llama_engine.generate([[{"role": "user", "content": "Say hello."}]], 1, Sampling(max_tokens=8))
+    assert out[0][0].completion_tokens > 0
