@@ -84,7 +84,9 @@ class OpenAICompatEngine:
         singles: list[tuple[int, int]] = []
         batched = [i for i, p in enumerate(prompts) if self.supports_n is not False and n > 1 and p.ids(n) == tuple(range(n))]
         with ThreadPoolExecutor(max_workers=self.max_concurrency) as pool:
-            futures = {pool.submit(self._request, prompts[i], n, sampling, None): i for i in batched}
+            # Seeded as sample 0 would be alone, so that a server ignoring `n` gives the same sample 0 either way.
+            futures = {pool.submit(self._request, prompts[i], n, sampling, sample_seed(sampling.seed, prompts[i], 0)): i
+                       for i in batched}
             for future in as_completed(futures):
                 index = futures[future]
                 choices = future.result()
@@ -104,11 +106,11 @@ class OpenAICompatEngine:
                 deliver(index, sample_id, future.result()[0])
         return [[res[s] for s in p.ids(n)] for p, res in zip(prompts, results)]
 
-    def _request(self, prompt: Prompt, n: int, sampling: Sampling, seed: int | None) -> list[Completion]:
+    def _request(self, prompt: Prompt, n: int, sampling: Sampling, seed: int) -> list[Completion]:
         args: dict[str, Any] = {
             "model": self.model, "n": n, "max_tokens": sampling.max_tokens,
             "temperature": sampling.temperature, "top_p": sampling.top_p,
-            "seed": sampling.seed if seed is None else seed,
+            "seed": seed,
         }
         if sampling.stop:
             args["stop"] = list(sampling.stop)[:4]  # the OpenAI API takes at most 4 stop strings
