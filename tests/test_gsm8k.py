@@ -68,3 +68,11 @@ def test_missing_file_and_missing_data_flag(tmp_path):
         list(GSM8KTask(data=str(tmp_path / "nope.jsonl")).problems())
     with pytest.raises(ConfigError, match="--data"):
         GSM8KTask()
+
+
+def test_run_identity_follows_file_content(tmp_path):
+    path = tmp_path / "g.jsonl"
+    path.write_text(json.dumps({"question": "q?", "answer": "#### 3"}) + "\n")
+    first = GSM8KTask(data=str(path)).describe()
+    path.write_text(json.dumps({"question": "q?", "answer": "#### 4"}) + "\n")
+    assert GSM8KTask(data=str(path)).describe() != first

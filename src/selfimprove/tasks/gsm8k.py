@@ -7,6 +7,7 @@ chain-of-thought exemplars come from the train split (the file given as `fewshot
 
 from __future__ import annotations
 
+import hashlib
 import random
 import re
 from pathlib import Path
@@ -64,6 +65,16 @@ def _load_hub(name: str, split: str) -> list[Problem]:
     return problems
 
 
+def _identify(source: str | None) -> str | None:
+    """`name@sha256-prefix` for a local file; the name itself for a hub dataset or None."""
+    if source is None:
+        return None
+    path = Path(source).expanduser()
+    if not path.is_file():
+        return source
+    return f"{path.name}@{hashlib.sha256(path.read_bytes()).hexdigest()[:16]}"
+
+
 @registry.register("gsm8k")
 class GSM8KTask:
     """`data`: a local JSONL file (or a hub dataset name); `fewshot`: the train file exemplars come from."""
@@ -86,8 +97,9 @@ class GSM8KTask:
         return str(beside) if Path(data).expanduser().is_file() and beside.is_file() else None
 
     def describe(self) -> dict:
-        return {"task": self.name, "data": str(Path(self.data).expanduser().resolve()) if Path(self.data).expanduser().exists()
-                else self.data, "fewshot": self.fewshot, "shots": self.shots, "seed": self.seed}
+        """Files are identified by content too, so an edited dataset starts a new run."""
+        return {"task": self.name, "data": _identify(self.data), "fewshot": _identify(self.fewshot),
+                "shots": self.shots, "seed": self.seed}
 
     def _load(self, source: str, split: str) -> list[Problem]:
         if source not in self._cache:
