@@ -20,6 +20,7 @@ demo: install
 	$(BIN)/selfimprove run --task arithmetic --strategy self-consistency --samples 8 --limit 30
 
 test: install
+	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest
 
 test-fast: install

@@ -47,15 +47,22 @@ def main() -> None:
     prompts = [Prompt(task.format_prompt(p), problem_id=p.id) for p in task.problems(limit=args.prompts)]
     # No stop strings: every sample runs to max_tokens (or end of text) on both paths alike.
     sampling = Sampling(temperature=0.8, top_k=40, max_tokens=args.max_tokens, seed=0)
-    print(f"{args.prompts} prompts x {args.samples} samples x up to {args.max_tokens} tokens; "
-          f"prompt length ~{sum(len(p.content) for p in prompts) // len(prompts)} chars")
+    print(
+        f"{args.prompts} prompts x {args.samples} samples x up to {args.max_tokens} tokens; "
+        f"prompt length ~{sum(len(p.content) for p in prompts) // len(prompts)} chars"
+    )
 
     independent = None
     if not args.skip_independent:
         engine = LlamaCppEngine(model=args.model, max_parallel=1, n_threads=args.threads)
         engine.generate(prompts[:1], 1, replace(sampling, max_tokens=4))  # warm-up
-        out, wall = timed(lambda: [engine.generate([replace(p, sample_ids=(s,))], args.samples, sampling)[0]
-                                   for p in prompts for s in range(args.samples)])
+        out, wall = timed(
+            lambda: [
+                engine.generate([replace(p, sample_ids=(s,))], args.samples, sampling)[0]
+                for p in prompts
+                for s in range(args.samples)
+            ]
+        )
         independent = (wall, tokens(out))
         engine.close()
         print(f"independent  : {wall:7.2f} s  {independent[1]:6d} tokens  {independent[1] / wall:7.1f} tok/s")
@@ -63,13 +70,15 @@ def main() -> None:
     for parallel in [int(x) for x in args.parallel.split(",")]:
         engine = LlamaCppEngine(model=args.model, max_parallel=parallel, n_threads=args.threads)
         engine.generate(prompts[:1], 1, replace(sampling, max_tokens=4))  # warm-up
-        out, wall = timed(lambda: engine.generate(prompts, args.samples, sampling))
+        out, wall = timed(lambda engine=engine: engine.generate(prompts, args.samples, sampling))
         engine.close()
         made = tokens(out)
         line = f"batched p={parallel:<3d}: {wall:7.2f} s  {made:6d} tokens  {made / wall:7.1f} tok/s"
         if independent:
-            line += (f"   wall-time speed-up {independent[0] / wall:.2f}x, "
-                     f"tok/s ratio {(made / wall) / (independent[1] / independent[0]):.2f}x")
+            line += (
+                f"   wall-time speed-up {independent[0] / wall:.2f}x, "
+                f"tok/s ratio {(made / wall) / (independent[1] / independent[0]):.2f}x"
+            )
         print(line)
 
 

@@ -29,8 +29,9 @@ class CountingEngine:
                 if self.fail_after is not None and len(self.calls) >= self.fail_after:
                     raise KeyboardInterrupt  # stands for a process stopped part way
                 self.calls.append((prompt.problem_id, prompt.step, sample_id))
-                completion = Completion(text=f" The answer is {sample_id % 3}.", prompt_tokens=10,
-                                        completion_tokens=5, seconds=0.01)
+                completion = Completion(
+                    text=f" The answer is {sample_id % 3}.", prompt_tokens=10, completion_tokens=5, seconds=0.01
+                )
                 if on_complete:
                     on_complete(index, sample_id, completion)
                 row.append(completion)

@@ -23,9 +23,23 @@ def test_missing_dataset_and_model_files(tmp_path):
     result = invoke("run", "--store", str(tmp_path / "s.sqlite"), "--model", str(tmp_path / "m.gguf"))
     assert result.exit_code == 2
     assert "GGUF model file not found" in result.output and "m.gguf" in result.output
-    result = invoke("run", "--task", "gsm8k", "--engine", "openai", "--base-url", "http://127.0.0.1:9/v1",
-                    "--model", "x", "-E", "max_retries=0", "--data", str(tmp_path / "missing.jsonl"),
-                    "--store", str(tmp_path / "s.sqlite"))
+    result = invoke(
+        "run",
+        "--task",
+        "gsm8k",
+        "--engine",
+        "openai",
+        "--base-url",
+        "http://127.0.0.1:9/v1",
+        "--model",
+        "x",
+        "-E",
+        "max_retries=0",
+        "--data",
+        str(tmp_path / "missing.jsonl"),
+        "--store",
+        str(tmp_path / "s.sqlite"),
+    )
     assert result.exit_code == 2
     assert "missing.jsonl: dataset file not found" in result.output
 

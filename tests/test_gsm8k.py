@@ -17,8 +17,10 @@ def test_loads_the_official_format(shared_data):
 
 def test_references_drop_commas_and_keep_signs(shared_data):
     problems = load_gsm8k(shared_data / "gsm8k" / "train.jsonl")
-    raw = [json.loads(line)["answer"].split("####")[-1].strip() for line in
-           (shared_data / "gsm8k" / "train.jsonl").read_text().splitlines()]
+    raw = [
+        json.loads(line)["answer"].split("####")[-1].strip()
+        for line in (shared_data / "gsm8k" / "train.jsonl").read_text().splitlines()
+    ]
     assert len(problems) == len(raw) == 7473
     with_commas = [(p, r) for p, r in zip(problems, raw) if "," in r]
     assert with_commas and all(p.reference == r.replace(",", "") for p, r in with_commas)

@@ -39,8 +39,15 @@ def _solution(correct, samples, greedy=None, level=None):
         "extra": {} if greedy is None else {"greedy_correct": greedy},
         "metadata": {} if level is None else {"level": level},
         "samples": [
-            {"step": step, "index": i, "answer": a, "correct": c, "completion_tokens": 4, "prompt_tokens": 100,
-             "seconds": 0.5}
+            {
+                "step": step,
+                "index": i,
+                "answer": a,
+                "correct": c,
+                "completion_tokens": 4,
+                "prompt_tokens": 100,
+                "seconds": 0.5,
+            }
             for i, (step, a, c) in enumerate(samples)
         ],
     }
@@ -49,8 +56,9 @@ def _solution(correct, samples, greedy=None, level=None):
 def test_compute_from_store_rows():
     rows = [
         _solution(True, [("greedy", "1", True), ("sample", "1", True), ("sample", "2", False)], greedy=True, level=1),
-        _solution(False, [("greedy", None, False), ("sample", None, False), ("sample", "3", False)], greedy=False,
-                  level=2),
+        _solution(
+            False, [("greedy", None, False), ("sample", None, False), ("sample", "3", False)], greedy=False, level=2
+        ),
     ]
     m = compute(rows)
     assert m.problems == 2

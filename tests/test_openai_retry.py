@@ -23,11 +23,21 @@ def serve(statuses):
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             hits.append(body)
             status = statuses[len(hits) - 1] if len(hits) <= len(statuses) else 200
-            payload = {"error": {"message": "busy"}} if status != 200 else {
-                "id": "x", "object": "text_completion", "created": 0, "model": body["model"],
-                "choices": [{"index": i, "text": f" The answer is {i}.", "finish_reason": "stop", "logprobs": None}
-                            for i in range(body.get("n", 1))],
-                "usage": {"prompt_tokens": 7, "completion_tokens": 4 * body.get("n", 1), "total_tokens": 0}}
+            payload = (
+                {"error": {"message": "busy"}}
+                if status != 200
+                else {
+                    "id": "x",
+                    "object": "text_completion",
+                    "created": 0,
+                    "model": body["model"],
+                    "choices": [
+                        {"index": i, "text": f" The answer is {i}.", "finish_reason": "stop", "logprobs": None}
+                        for i in range(body.get("n", 1))
+                    ],
+                    "usage": {"prompt_tokens": 7, "completion_tokens": 4 * body.get("n", 1), "total_tokens": 0},
+                }
+            )
             data = json.dumps(payload).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")

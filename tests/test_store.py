@@ -42,8 +42,7 @@ def test_run_id_depends_on_config_not_limit(store):
     task, strategy, engine = ArithmeticTask(), SelfConsistency(samples=3), CountingEngine()
     a = runner.execute(task, strategy, engine, store, limit=2, show_progress=False)
     b = runner.execute(task, strategy, engine, store, limit=4, show_progress=False)
-    c = runner.execute(task, SelfConsistency(samples=3, temperature=0.9), engine, store, limit=1,
-                       show_progress=False)
+    c = runner.execute(task, SelfConsistency(samples=3, temperature=0.9), engine, store, limit=1, show_progress=False)
     assert a.run_id == b.run_id != c.run_id
     assert (b.solved_now, b.completions_generated) == (2, 2 * 4)
 
@@ -75,8 +74,7 @@ def test_interrupted_run_resumes_without_recomputing(store):
 
 def test_solutions_keep_the_trace(store):
     task = ArithmeticTask()
-    outcome = runner.execute(task, SelfConsistency(samples=5), CountingEngine(), store, limit=1,
-                             show_progress=False)
+    outcome = runner.execute(task, SelfConsistency(samples=5), CountingEngine(), store, limit=1, show_progress=False)
     (row,) = store.solutions(outcome.run_id)
     # Samples 0..4 answer 0,1,2,0,1: a tie between "0" and "1", broken by first appearance.
     assert row["votes"] == {"0": 2, "1": 2, "2": 1}
@@ -87,8 +85,7 @@ def test_solutions_keep_the_trace(store):
 
 
 def test_cot_stores_one_greedy_sample(store):
-    outcome = runner.execute(ArithmeticTask(), ChainOfThought(), CountingEngine(), store, limit=3,
-                             show_progress=False)
+    outcome = runner.execute(ArithmeticTask(), ChainOfThought(), CountingEngine(), store, limit=3, show_progress=False)
     assert len(store.completion_rows(outcome.run_id)) == 3
 
 

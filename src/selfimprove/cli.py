@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import inspect
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -17,8 +18,11 @@ from selfimprove.reports.console import print_metrics, runs_table
 from selfimprove.runs import metrics, runner
 from selfimprove.runs.store import RunStore
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Make language models reason better and improve themselves, and measure it.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Make language models reason better and improve themselves, and measure it.",
+)
 console = Console()
 err_console = Console(stderr=True)
 
@@ -44,7 +48,7 @@ def parse_options(options: list[str], flag: str) -> dict[str, str]:
     return parsed
 
 
-def _store(path: Optional[Path]) -> RunStore:
+def _store(path: Path | None) -> RunStore:
     return RunStore(path or default_store_path())
 
 
@@ -53,22 +57,24 @@ def run(
     task: str = typer.Option("arithmetic", help="Task name: " + ", ".join(tasks.names())),
     strategy: str = typer.Option("self-consistency", help="Strategy name: " + ", ".join(strategies.names())),
     engine: str = typer.Option("llama-cpp", help="Engine name: " + ", ".join(engines.names())),
-    model: Optional[str] = typer.Option(None, help="GGUF path (llama-cpp; default: embedded Gemma 3 270M) or server model name (openai)."),
-    base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server URL, e.g. http://127.0.0.1:8000/v1."),
-    api_key_env: Optional[str] = typer.Option(None, help="Environment variable holding the server's API key."),
-    data: Optional[str] = typer.Option(None, help="Local dataset file (or hub dataset name) for the task."),
-    level: Optional[str] = typer.Option(None, help="Arithmetic difficulty: 1..6, a range 1-6 or a list 1,3."),
+    model: str | None = typer.Option(
+        None, help="GGUF path (llama-cpp; default: embedded Gemma 3 270M) or server model name (openai)."
+    ),
+    base_url: str | None = typer.Option(None, help="OpenAI-compatible server URL, e.g. http://127.0.0.1:8000/v1."),
+    api_key_env: str | None = typer.Option(None, help="Environment variable holding the server's API key."),
+    data: str | None = typer.Option(None, help="Local dataset file (or hub dataset name) for the task."),
+    level: str | None = typer.Option(None, help="Arithmetic difficulty: 1..6, a range 1-6 or a list 1,3."),
     task_option: list[str] = typer.Option([], "--task-option", "-O", help="Extra task setting KEY=VALUE."),
     engine_option: list[str] = typer.Option([], "--engine-option", "-E", help="Extra engine setting KEY=VALUE."),
-    samples: Optional[int] = typer.Option(None, help="Samples per problem (self-consistency)."),
-    temperature: Optional[float] = typer.Option(None, help="Sampling temperature."),
-    top_p: Optional[float] = typer.Option(None, help="Nucleus sampling threshold."),
-    top_k: Optional[int] = typer.Option(None, help="Top-k sampling (0 = off)."),
-    max_tokens: Optional[int] = typer.Option(None, help="Most tokens per completion."),
-    seed: Optional[int] = typer.Option(None, help="Sampling seed (same seed, same samples)."),
-    limit: Optional[int] = typer.Option(None, help="Solve only the first N test problems."),
+    samples: int | None = typer.Option(None, help="Samples per problem (self-consistency)."),
+    temperature: float | None = typer.Option(None, help="Sampling temperature."),
+    top_p: float | None = typer.Option(None, help="Nucleus sampling threshold."),
+    top_k: int | None = typer.Option(None, help="Top-k sampling (0 = off)."),
+    max_tokens: int | None = typer.Option(None, help="Most tokens per completion."),
+    seed: int | None = typer.Option(None, help="Sampling seed (same seed, same samples)."),
+    limit: int | None = typer.Option(None, help="Solve only the first N test problems."),
     batch_size: int = typer.Option(4, help="Problems handed to the strategy at a time."),
-    store: Optional[Path] = typer.Option(None, help="Run store file (default: $SELFIMPROVE_HOME/runs.sqlite)."),
+    store: Path | None = typer.Option(None, help="Run store file (default: $SELFIMPROVE_HOME/runs.sqlite)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show llama.cpp's and our debug logs."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
@@ -78,12 +84,26 @@ def run(
     def work() -> None:
         task_settings = {"data": data, "level": level, **parse_options(task_option, "--task-option")}
         the_task = build("task", tasks.get(task), task, task_settings)
-        the_strategy = build("strategy", strategies.get(strategy), strategy, {
-            "samples": samples, "temperature": temperature, "top_p": top_p, "top_k": top_k,
-            "max_tokens": max_tokens, "seed": seed})
+        the_strategy = build(
+            "strategy",
+            strategies.get(strategy),
+            strategy,
+            {
+                "samples": samples,
+                "temperature": temperature,
+                "top_p": top_p,
+                "top_k": top_k,
+                "max_tokens": max_tokens,
+                "seed": seed,
+            },
+        )
         next(iter(the_task.problems("test", limit=1)), None)  # a bad dataset fails before a model loads
-        engine_settings = {"model": model, "base_url": base_url, "api_key_env": api_key_env,
-                           **parse_options(engine_option, "--engine-option")}
+        engine_settings = {
+            "model": model,
+            "base_url": base_url,
+            "api_key_env": api_key_env,
+            **parse_options(engine_option, "--engine-option"),
+        }
         if engine == "llama-cpp":
             engine_settings["verbose"] = verbose or None
         for key, value in list(engine_settings.items()):
@@ -91,11 +111,20 @@ def run(
         the_engine = build("engine", engines.get(engine), engine, engine_settings)
         run_store = _store(store)
         try:
-            outcome = runner.execute(the_task, the_strategy, the_engine, run_store, limit=limit,
-                                     batch_size=batch_size, show_progress=progress)
+            outcome = runner.execute(
+                the_task,
+                the_strategy,
+                the_engine,
+                run_store,
+                limit=limit,
+                batch_size=batch_size,
+                show_progress=progress,
+            )
             if outcome.completions_reused:
-                console.print(f"resumed run {outcome.run_id}: reused {outcome.completions_reused} stored completions, "
-                              f"generated {outcome.completions_generated}")
+                console.print(
+                    f"resumed run {outcome.run_id}: reused {outcome.completions_reused} stored completions, "
+                    f"generated {outcome.completions_generated}"
+                )
             _show(run_store, outcome.run_id, limit=limit)
         finally:
             the_engine.close()
@@ -105,7 +134,7 @@ def run(
 
 
 @app.command("runs")
-def list_runs(store: Optional[Path] = typer.Option(None, help="Run store file.")) -> None:
+def list_runs(store: Path | None = typer.Option(None, help="Run store file.")) -> None:
     """List the runs in the store, newest first."""
 
     def work() -> None:
@@ -116,8 +145,10 @@ def list_runs(store: Optional[Path] = typer.Option(None, help="Run store file.")
 
 
 @app.command()
-def show(run_id: str = typer.Argument(..., help="Run id or a unique prefix of one."),
-         store: Optional[Path] = typer.Option(None, help="Run store file.")) -> None:
+def show(
+    run_id: str = typer.Argument(..., help="Run id or a unique prefix of one."),
+    store: Path | None = typer.Option(None, help="Run store file."),
+) -> None:
     """Print a run's metrics, computed from the store."""
 
     def work() -> None:

@@ -18,8 +18,12 @@ def prompts():
 def test_n_samples_per_prompt_with_streaming_callback(llama_engine, prompts):
     task, ps = prompts
     seen = []
-    out = llama_engine.generate(ps, 5, Sampling(temperature=0.9, max_tokens=48, stop=task.stop, seed=1),
-                                on_complete=lambda i, s, c: seen.append((i, s)))
+    out = llama_engine.generate(
+        ps,
+        5,
+        Sampling(temperature=0.9, max_tokens=48, stop=task.stop, seed=1),
+        on_complete=lambda i, s, c: seen.append((i, s)),
+    )
     assert [len(row) for row in out] == [5, 5, 5]
     assert sorted(seen) == [(i, s) for i in range(3) for s in range(5)]
     for row in out:

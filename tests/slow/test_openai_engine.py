@@ -26,9 +26,25 @@ def free_port() -> int:
 def server(embedded_model):
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(embedded_model), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", "2048", "--model_alias", "gemma-embedded", "--verbose", "false"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(embedded_model),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "2048",
+            "--model_alias",
+            "gemma-embedded",
+            "--verbose",
+            "false",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     url = f"http://127.0.0.1:{port}/v1"
     deadline = time.time() + 120
@@ -56,26 +72,50 @@ def test_n_samples_from_a_server(server):
     assert engine.model == "gemma-embedded"  # found through /models
     prompt = "Question: Ann has 3 apples. She buys 2 more. How many apples does Ann have?\nAnswer:"
     seen = []
-    out = engine.generate([Prompt(prompt, problem_id="p")], 3,
-                          Sampling(temperature=0.9, max_tokens=24, stop=("\nQuestion:",), seed=5),
-                          on_complete=lambda i, s, c: seen.append(s))
+    out = engine.generate(
+        [Prompt(prompt, problem_id="p")],
+        3,
+        Sampling(temperature=0.9, max_tokens=24, stop=("\nQuestion:",), seed=5),
+        on_complete=lambda i, s, c: seen.append(s),
+    )
     assert len(out[0]) == 3 and sorted(seen) == [0, 1, 2]
     assert engine.supports_n is False  # llama-cpp-python's server returns one choice whatever n is
     for c in out[0]:
         assert "\nQuestion:" not in c.text and 0 < c.completion_tokens <= 24 and c.prompt_tokens > 10
     # Single-sample requests are seeded by sample id: the same call gives the same samples.
-    again = engine.generate([Prompt(prompt, problem_id="p")], 3,
-                            Sampling(temperature=0.9, max_tokens=24, stop=("\nQuestion:",), seed=5))
+    again = engine.generate(
+        [Prompt(prompt, problem_id="p")], 3, Sampling(temperature=0.9, max_tokens=24, stop=("\nQuestion:",), seed=5)
+    )
     assert [c.text for c in again[0]] == [c.text for c in out[0]]
     engine.close()
 
 
 def test_cli_run_through_the_server(server, tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "selfimprove.cli", "run", "--engine", "openai", "--base-url", server,
-         "--task", "arithmetic", "--samples", "3", "--limit", "2", "--max-tokens", "48",
-         "--store", str(tmp_path / "s.sqlite"), "--no-progress"],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "selfimprove.cli",
+            "run",
+            "--engine",
+            "openai",
+            "--base-url",
+            server,
+            "--task",
+            "arithmetic",
+            "--samples",
+            "3",
+            "--limit",
+            "2",
+            "--max-tokens",
+            "48",
+            "--store",
+            str(tmp_path / "s.sqlite"),
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr
     assert "gemma-embedded" in result.stdout and "maj@3" in result.stdout

@@ -27,8 +27,22 @@ def stored_rows(store: Path):
 
 def test_self_consistency_run_and_show(tmp_path):
     store = tmp_path / "runs.sqlite"
-    result = run_cli("run", "--task", "arithmetic", "--strategy", "self-consistency", "--samples", "4",
-                     "--limit", "3", "--max-tokens", "64", "--store", str(store), "--no-progress")
+    result = run_cli(
+        "run",
+        "--task",
+        "arithmetic",
+        "--strategy",
+        "self-consistency",
+        "--samples",
+        "4",
+        "--limit",
+        "3",
+        "--max-tokens",
+        "64",
+        "--store",
+        str(store),
+        "--no-progress",
+    )
     assert result.returncode == 0, result.stderr
     assert "greedy CoT accuracy" in result.stdout and "maj@4" in result.stdout
     assert "llama_" not in result.stderr  # llama.cpp's own log stays off the terminal
@@ -42,8 +56,26 @@ def test_self_consistency_run_and_show(tmp_path):
 
 def test_sigkill_part_way_then_resume(tmp_path):
     store = tmp_path / "runs.sqlite"
-    args = ["run", "--task", "arithmetic", "--level", "1-3", "--strategy", "self-consistency", "--samples", "8",
-            "--limit", "6", "--max-tokens", "96", "--batch-size", "2", "--store", str(store), "--no-progress"]
+    args = [
+        "run",
+        "--task",
+        "arithmetic",
+        "--level",
+        "1-3",
+        "--strategy",
+        "self-consistency",
+        "--samples",
+        "8",
+        "--limit",
+        "6",
+        "--max-tokens",
+        "96",
+        "--batch-size",
+        "2",
+        "--store",
+        str(store),
+        "--no-progress",
+    ]
     total = 6 * (1 + 8)
     process = subprocess.Popen([*CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 300

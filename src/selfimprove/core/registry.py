@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Callable, Generic, TypeVar
+import importlib
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
 from selfimprove.core.errors import UnknownNameError
 
@@ -10,10 +12,16 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    """Maps a public name to a factory. `get` raises an error listing the valid names."""
+    """Maps a public name to a factory. `get` raises an error listing the valid names.
 
-    def __init__(self, kind: str):
+    `builtins` are modules that register themselves on import; they are imported on first lookup,
+    so importing a package never pulls in heavy optional dependencies.
+    """
+
+    def __init__(self, kind: str, builtins: tuple[str, ...] = ()):
         self.kind = kind
+        self._builtins = builtins
+        self._loaded = False
         self._factories: dict[str, Callable[..., T]] = {}
 
     def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
@@ -26,10 +34,18 @@ class Registry(Generic[T]):
         return decorator
 
     def get(self, name: str) -> Callable[..., T]:
+        self._load_builtins()
         try:
             return self._factories[name]
         except KeyError:
             raise UnknownNameError(self.kind, name, list(self._factories)) from None
 
     def names(self) -> list[str]:
+        self._load_builtins()
         return sorted(self._factories)
+
+    def _load_builtins(self) -> None:
+        if not self._loaded:
+            self._loaded = True
+            for module in self._builtins:
+                importlib.import_module(module)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence, Union
+from typing import Any
 
 ChatMessages = list[dict[str, str]]
-PromptContent = Union[str, ChatMessages]
+PromptContent = str | ChatMessages
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ is called as each completion finishes, which lets the run store persist it befor
 
 from __future__ import annotations
 
-from typing import Callable, Protocol, Sequence, runtime_checkable
+from collections.abc import Callable, Sequence
+from typing import Protocol, runtime_checkable
 
 from selfimprove.core.registry import Registry
 from selfimprove.core.types import Completion, Prompt, PromptContent, Sampling
@@ -34,20 +35,9 @@ class Engine(Protocol):
     def close(self) -> None: ...
 
 
-registry: Registry[Engine] = Registry("engine")
-
-
-def get(name: str) -> Callable[..., Engine]:
-    """The engine factory registered as `name` (imports the built-in engines lazily)."""
-    _load_builtins()
-    return registry.get(name)
-
-
-def names() -> list[str]:
-    _load_builtins()
-    return registry.names()
-
-
-def _load_builtins() -> None:
-    # Imported here, not at module top, so that `import selfimprove.engines` never pulls llama.cpp or openai.
-    from selfimprove.engines import llama_cpp, openai_compat  # noqa: F401
+registry: Registry[Engine] = Registry(
+    "engine",
+    builtins=("selfimprove.engines.llama_cpp", "selfimprove.engines.openai_compat"),
+)
+get = registry.get
+names = registry.names

@@ -12,8 +12,9 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from typing import Any, Sequence
+from typing import Any
 
 from selfimprove.core.errors import ConfigError, EngineError
 from selfimprove.core.types import Completion, Prompt, PromptContent, Sampling, normalize_prompts, sample_seed
@@ -23,18 +24,25 @@ from selfimprove.engines.base import OnComplete, registry
 @registry.register("openai")
 class OpenAICompatEngine:
     """Args:
-        base_url: server URL ending in /v1 (default: $OPENAI_BASE_URL).
-        model: model name on the server (default: the first one `/models` lists).
-        api_key_env: environment variable holding the key (unset -> a placeholder, fine for local servers).
-        max_concurrency: most requests in flight.
-        timeout: seconds per request.
-        max_retries: retries on 429/5xx/connection errors, with exponential backoff.
+    base_url: server URL ending in /v1 (default: $OPENAI_BASE_URL).
+    model: model name on the server (default: the first one `/models` lists).
+    api_key_env: environment variable holding the key (unset -> a placeholder, fine for local servers).
+    max_concurrency: most requests in flight.
+    timeout: seconds per request.
+    max_retries: retries on 429/5xx/connection errors, with exponential backoff.
     """
 
     name = "openai"
 
-    def __init__(self, base_url: str | None = None, model: str | None = None, api_key_env: str | None = None,
-                 max_concurrency: int = 8, timeout: float = 120.0, max_retries: int = 4):
+    def __init__(
+        self,
+        base_url: str | None = None,
+        model: str | None = None,
+        api_key_env: str | None = None,
+        max_concurrency: int = 8,
+        timeout: float = 120.0,
+        max_retries: int = 4,
+    ):
         import openai
 
         self._openai = openai
@@ -45,8 +53,9 @@ class OpenAICompatEngine:
         api_key = os.environ.get(key_var)
         if api_key is None and api_key_env:
             raise ConfigError(f"environment variable {api_key_env} (--api-key-env) is not set")
-        self.client = openai.OpenAI(base_url=self.base_url, api_key=api_key or "no-key",
-                                    timeout=timeout, max_retries=max_retries)
+        self.client = openai.OpenAI(
+            base_url=self.base_url, api_key=api_key or "no-key", timeout=timeout, max_retries=max_retries
+        )
         self.max_concurrency = max(1, int(max_concurrency))
         self.supports_n: bool | None = None
         self._lock = threading.Lock()
@@ -70,8 +79,13 @@ class OpenAICompatEngine:
     def close(self) -> None:
         self.client.close()
 
-    def generate(self, prompts: Sequence[Prompt | PromptContent], n: int, sampling: Sampling,
-                 on_complete: OnComplete | None = None) -> list[list[Completion]]:
+    def generate(
+        self,
+        prompts: Sequence[Prompt | PromptContent],
+        n: int,
+        sampling: Sampling,
+        on_complete: OnComplete | None = None,
+    ) -> list[list[Completion]]:
         prompts = normalize_prompts(prompts)
         results: list[dict[int, Completion]] = [{} for _ in prompts]
 
@@ -82,11 +96,14 @@ class OpenAICompatEngine:
 
         # Full sets first try `n=`; what the server did not return becomes single-sample requests.
         singles: list[tuple[int, int]] = []
-        batched = [i for i, p in enumerate(prompts) if self.supports_n is not False and n > 1 and p.ids(n) == tuple(range(n))]
+        full_sets = self.supports_n is not False and n > 1
+        batched = [i for i, p in enumerate(prompts) if full_sets and p.ids(n) == tuple(range(n))]
         with ThreadPoolExecutor(max_workers=self.max_concurrency) as pool:
             # Seeded as sample 0 would be alone, so that a server ignoring `n` gives the same sample 0 either way.
-            futures = {pool.submit(self._request, prompts[i], n, sampling, sample_seed(sampling.seed, prompts[i], 0)): i
-                       for i in batched}
+            futures = {
+                pool.submit(self._request, prompts[i], n, sampling, sample_seed(sampling.seed, prompts[i], 0)): i
+                for i in batched
+            }
             for future in as_completed(futures):
                 index = futures[future]
                 choices = future.result()
@@ -108,8 +125,11 @@ class OpenAICompatEngine:
 
     def _request(self, prompt: Prompt, n: int, sampling: Sampling, seed: int) -> list[Completion]:
         args: dict[str, Any] = {
-            "model": self.model, "n": n, "max_tokens": sampling.max_tokens,
-            "temperature": sampling.temperature, "top_p": sampling.top_p,
+            "model": self.model,
+            "n": n,
+            "max_tokens": sampling.max_tokens,
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
             "seed": seed,
         }
         if sampling.stop:
@@ -137,7 +157,12 @@ class OpenAICompatEngine:
         # With n > 1 the server reports one total; each sample gets an even share of it.
         completion_tokens = round(usage.completion_tokens / count) if usage else 0
         return [
-            Completion(text=text, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
-                       finish_reason=reason or "stop", seconds=elapsed / count)
+            Completion(
+                text=text,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                finish_reason=reason or "stop",
+                seconds=elapsed / count,
+            )
             for text, reason in texts
         ]

@@ -51,8 +51,14 @@ def runs_table(rows) -> Table:
     for column in ("problems", "accuracy", "completions"):
         table.add_column(column, justify="right")
     for r in rows:
-        table.add_row(r["run_id"], datetime.fromtimestamp(r["updated"]).strftime("%Y-%m-%d %H:%M"), r["label"],
-                      str(r["problems"]), _pct(r["accuracy"]), str(r["completions"]))
+        table.add_row(
+            r["run_id"],
+            datetime.fromtimestamp(r["updated"]).strftime("%Y-%m-%d %H:%M"),
+            r["label"],
+            str(r["problems"]),
+            _pct(r["accuracy"]),
+            str(r["completions"]),
+        )
     return table
 
 

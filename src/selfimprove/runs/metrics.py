@@ -12,8 +12,9 @@ import itertools
 import math
 import random
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from selfimprove.strategies.voting import majority_vote
 
@@ -98,7 +99,7 @@ def compute(solutions: list[dict[str, Any]], step: str = "sample") -> RunMetrics
         prompt_tokens_per_problem=sum(_prompt_tokens(s["samples"]) for s in solutions) / n,
         seconds_per_problem=sum(x["seconds"] for x in all_samples) / n,
         samples=len(all_samples),
-        extraction_failure_rate=(sum(x["answer"] is None for x in all_samples) / len(all_samples)) if all_samples else 0.0,
+        extraction_failure_rate=_mean([float(x["answer"] is None) for x in all_samples]) or 0.0,
     )
     levels: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for s in solutions:
@@ -107,6 +108,9 @@ def compute(solutions: list[dict[str, Any]], step: str = "sample") -> RunMetrics
     if len(levels) > 1:
         for level, group in sorted(levels.items()):
             sub = compute(group, step)
-            metrics.by_level[level] = {"problems": sub.problems, "accuracy": sub.accuracy,
-                                       "greedy_accuracy": sub.greedy_accuracy}
+            metrics.by_level[level] = {
+                "problems": sub.problems,
+                "accuracy": sub.accuracy,
+                "greedy_accuracy": sub.greedy_accuracy,
+            }
     return metrics

@@ -8,8 +8,8 @@ seeds by sample id, so they are the samples an uninterrupted run would have draw
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Callable, Sequence
 
 from selfimprove.core.types import Completion, Prompt, PromptContent, Sampling, normalize_prompts
 from selfimprove.engines.base import Engine, OnComplete
@@ -17,8 +17,14 @@ from selfimprove.runs.store import RunStore
 
 
 class RecordingEngine:
-    def __init__(self, engine: Engine, store: RunStore, run_id: str, session: int,
-                 on_generated: Callable[[Completion], None] | None = None):
+    def __init__(
+        self,
+        engine: Engine,
+        store: RunStore,
+        run_id: str,
+        session: int,
+        on_generated: Callable[[Completion], None] | None = None,
+    ):
         self.engine, self.store, self.run_id, self.session = engine, store, run_id, session
         self.on_generated = on_generated
         self.name = engine.name

@@ -38,8 +38,15 @@ class RunOutcome:
     completions_generated: int
 
 
-def execute(task: Task, strategy: Strategy, engine: Engine, store: RunStore, limit: int | None = None,
-            batch_size: int = 4, show_progress: bool = True) -> RunOutcome:
+def execute(
+    task: Task,
+    strategy: Strategy,
+    engine: Engine,
+    store: RunStore,
+    limit: int | None = None,
+    batch_size: int = 4,
+    show_progress: bool = True,
+) -> RunOutcome:
     """Solve `limit` test problems (all when None), storing everything as it completes."""
     config = run_config(task, strategy, engine)
     run_id = run_id_for(config)
@@ -51,13 +58,17 @@ def execute(task: Task, strategy: Strategy, engine: Engine, store: RunStore, lim
     todo = [p for p in problems if p.id not in solved]
 
     progress = Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[extra]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-        disable=not show_progress, transient=False,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[extra]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        disable=not show_progress,
+        transient=False,
     )
     with progress:
-        bar = progress.add_task(f"run {run_id}", total=len(problems), completed=len(problems) - len(todo),
-                                extra="")
+        bar = progress.add_task(f"run {run_id}", total=len(problems), completed=len(problems) - len(todo), extra="")
         tokens = [0]
 
         def on_generated(completion) -> None:
@@ -70,5 +81,10 @@ def execute(task: Task, strategy: Strategy, engine: Engine, store: RunStore, lim
             solutions = strategy.solve(chunk, task, recorder)
             store.add_solutions(run_id, [(position[p.id], p, s) for p, s in zip(chunk, solutions)])
             progress.advance(bar, len(chunk))
-    return RunOutcome(run_id=run_id, problems=len(problems), solved_now=len(todo),
-                      completions_reused=recorder.reused, completions_generated=recorder.generated)
+    return RunOutcome(
+        run_id=run_id,
+        problems=len(problems),
+        solved_now=len(todo),
+        completions_reused=recorder.reused,
+        completions_generated=recorder.generated,
+    )

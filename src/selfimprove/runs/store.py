@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from selfimprove.core.errors import SelfImproveError
 from selfimprove.core.types import Completion, Problem, SampleRecord, Solution
@@ -120,19 +121,35 @@ class RunStore:
             (run_id, problem_id, step),
         )
         return {
-            r["sample"]: Completion(text=r["text"], prompt_tokens=r["prompt_tokens"],
-                                    completion_tokens=r["completion_tokens"], finish_reason=r["finish_reason"],
-                                    seconds=r["seconds"])
+            r["sample"]: Completion(
+                text=r["text"],
+                prompt_tokens=r["prompt_tokens"],
+                completion_tokens=r["completion_tokens"],
+                finish_reason=r["finish_reason"],
+                seconds=r["seconds"],
+            )
             for r in rows
         }
 
-    def add_completion(self, run_id: str, problem_id: str, step: str, sample: int, completion: Completion,
-                       session: int) -> None:
+    def add_completion(
+        self, run_id: str, problem_id: str, step: str, sample: int, completion: Completion, session: int
+    ) -> None:
         self._db.execute(
             "INSERT INTO completions (run_id, problem_id, step, sample, text, prompt_tokens, completion_tokens, "
             "finish_reason, seconds, session, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (run_id, problem_id, step, sample, completion.text, completion.prompt_tokens,
-             completion.completion_tokens, completion.finish_reason, completion.seconds, session, time.time()),
+            (
+                run_id,
+                problem_id,
+                step,
+                sample,
+                completion.text,
+                completion.prompt_tokens,
+                completion.completion_tokens,
+                completion.finish_reason,
+                completion.seconds,
+                session,
+                time.time(),
+            ),
         )
 
     def completion_rows(self, run_id: str) -> list[sqlite3.Row]:
@@ -148,9 +165,20 @@ class RunStore:
     def add_solutions(self, run_id: str, items: Iterable[tuple[int, Problem, Solution]]) -> None:
         now = time.time()
         rows = [
-            (run_id, problem.id, position, problem.reference, s.answer, _as_int(s.correct), s.confidence,
-             json.dumps(s.votes), json.dumps([_sample_summary(r) for r in s.samples]), json.dumps(s.extra),
-             json.dumps(_jsonable(problem.metadata)), now)
+            (
+                run_id,
+                problem.id,
+                position,
+                problem.reference,
+                s.answer,
+                _as_int(s.correct),
+                s.confidence,
+                json.dumps(s.votes),
+                json.dumps([_sample_summary(r) for r in s.samples]),
+                json.dumps(s.extra),
+                json.dumps(_jsonable(problem.metadata)),
+                now,
+            )
             for position, problem, s in items
         ]
         with self._db:

@@ -7,7 +7,8 @@ store can key them), extracts and grades answers, and returns Solutions with the
 
 from __future__ import annotations
 
-from typing import Callable, Protocol, Sequence, runtime_checkable
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
 
 from selfimprove.core.registry import Registry
 from selfimprove.core.types import Problem, Prompt, SampleRecord, Sampling, Solution
@@ -26,21 +27,12 @@ class Strategy(Protocol):
         ...
 
 
-registry: Registry[Strategy] = Registry("strategy")
-
-
-def get(name: str) -> Callable[..., Strategy]:
-    _load_builtins()
-    return registry.get(name)
-
-
-def names() -> list[str]:
-    _load_builtins()
-    return registry.names()
-
-
-def _load_builtins() -> None:
-    from selfimprove.strategies import cot, self_consistency  # noqa: F401
+registry: Registry[Strategy] = Registry(
+    "strategy",
+    builtins=("selfimprove.strategies.cot", "selfimprove.strategies.self_consistency"),
+)
+get = registry.get
+names = registry.names
 
 
 def sample_step(
@@ -54,10 +46,17 @@ def sample_step(
         row = []
         for index, completion in enumerate(completions):
             answer = task.extract(completion.text)
-            row.append(SampleRecord(
-                step=step, index=index, text=completion.text, answer=answer,
-                correct=task.grade(problem, answer), completion_tokens=completion.completion_tokens,
-                prompt_tokens=completion.prompt_tokens, seconds=completion.seconds,
-            ))
+            row.append(
+                SampleRecord(
+                    step=step,
+                    index=index,
+                    text=completion.text,
+                    answer=answer,
+                    correct=task.grade(problem, answer),
+                    completion_tokens=completion.completion_tokens,
+                    prompt_tokens=completion.prompt_tokens,
+                    seconds=completion.seconds,
+                )
+            )
         records.append(row)
     return records

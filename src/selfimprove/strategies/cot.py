@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Sequence
 
 from selfimprove.core.types import Problem, Sampling, Solution
 from selfimprove.engines.base import Engine
@@ -25,7 +25,12 @@ class ChainOfThought:
         sampling = Sampling(temperature=0.0, max_tokens=self.max_tokens, stop=tuple(task.stop))
         rows = sample_step(problems, task, engine, "greedy", 1, sampling)
         return [
-            Solution(problem_id=p.id, answer=row[0].answer, correct=row[0].correct, samples=row,
-                     extra={"greedy_answer": row[0].answer, "greedy_correct": row[0].correct})
+            Solution(
+                problem_id=p.id,
+                answer=row[0].answer,
+                correct=row[0].correct,
+                samples=row,
+                extra={"greedy_answer": row[0].answer, "greedy_correct": row[0].correct},
+            )
             for p, row in zip(problems, rows)
         ]

@@ -6,8 +6,8 @@ The greedy chain-of-thought answer is computed too (one extra completion per pro
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Sequence
 
 from selfimprove.core.types import Problem, Sampling, Solution
 from selfimprove.engines.base import Engine
@@ -38,8 +38,14 @@ class SelfConsistency:
         if self.greedy_baseline:
             greedy = Sampling(temperature=0.0, max_tokens=self.max_tokens, stop=stop)
             greedy_rows = sample_step(problems, task, engine, "greedy", 1, greedy)
-        sampling = Sampling(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k,
-                            max_tokens=self.max_tokens, stop=stop, seed=self.seed)
+        sampling = Sampling(
+            temperature=self.temperature,
+            top_p=self.top_p,
+            top_k=self.top_k,
+            max_tokens=self.max_tokens,
+            stop=stop,
+            seed=self.seed,
+        )
         rows = sample_step(problems, task, engine, "sample", self.samples, sampling)
         solutions = []
         for i, (problem, row) in enumerate(zip(problems, rows)):
@@ -49,8 +55,15 @@ class SelfConsistency:
             if greedy_rows is not None:
                 extra = {"greedy_answer": greedy_rows[i][0].answer, "greedy_correct": greedy_rows[i][0].correct}
                 samples = greedy_rows[i] + samples
-            solutions.append(Solution(
-                problem_id=problem.id, answer=vote.answer, correct=task.grade(problem, vote.answer),
-                samples=samples, votes=vote.counts, confidence=vote.share, extra=extra,
-            ))
+            solutions.append(
+                Solution(
+                    problem_id=problem.id,
+                    answer=vote.answer,
+                    correct=task.grade(problem, vote.answer),
+                    samples=samples,
+                    votes=vote.counts,
+                    confidence=vote.share,
+                    extra=extra,
+                )
+            )
         return solutions

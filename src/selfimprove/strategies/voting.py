@@ -8,8 +8,8 @@ does not depend on dict or set ordering. No votes at all -> answer None, share 0
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 
 @dataclass(frozen=True)

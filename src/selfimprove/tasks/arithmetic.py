@@ -13,24 +13,62 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from selfimprove.core.errors import ConfigError
 from selfimprove.core.types import Problem
-from selfimprove.grading.numeric import extract_number, numbers_equal
-from selfimprove.tasks.base import registry
+from selfimprove.tasks.base import NumericAnswers, registry
 from selfimprove.tasks.prompting import FEW_SHOT_STOP, few_shot_prompt
 
 MAX_LEVEL = 6
-_NAMES = ["Ava", "Ben", "Chloe", "Dan", "Emma", "Finn", "Grace", "Hugo", "Ivy", "Jack",
-          "Kate", "Leo", "Mia", "Noah", "Olive", "Paul", "Rosa", "Sam", "Tara", "Will"]
-_ITEMS = ["apples", "marbles", "stickers", "books", "pencils", "coins", "shells", "cards",
-          "stamps", "cookies", "balloons", "buttons", "beads", "crayons", "toy cars"]
+_NAMES = [
+    "Ava",
+    "Ben",
+    "Chloe",
+    "Dan",
+    "Emma",
+    "Finn",
+    "Grace",
+    "Hugo",
+    "Ivy",
+    "Jack",
+    "Kate",
+    "Leo",
+    "Mia",
+    "Noah",
+    "Olive",
+    "Paul",
+    "Rosa",
+    "Sam",
+    "Tara",
+    "Will",
+]
+_ITEMS = [
+    "apples",
+    "marbles",
+    "stickers",
+    "books",
+    "pencils",
+    "coins",
+    "shells",
+    "cards",
+    "stamps",
+    "cookies",
+    "balloons",
+    "buttons",
+    "beads",
+    "crayons",
+    "toy cars",
+]
 _GAIN = ["buys {x} more", "finds {x} more", "is given {x} more", "picks up {x} more"]
 _LOSE = ["gives away {x}", "loses {x}", "sells {x}", "gives {x} to a friend"]
-_MULTIPLY = {2: "doubles the number of {items}", 3: "triples the number of {items}",
-             4: "ends up with four times as many {items}", 5: "ends up with five times as many {items}"}
+_MULTIPLY = {
+    2: "doubles the number of {items}",
+    3: "triples the number of {items}",
+    4: "ends up with four times as many {items}",
+    5: "ends up with five times as many {items}",
+}
 _DIVIDE = "shares the {items} equally among {d} friends, keeping one friend's share"
 
 
@@ -42,7 +80,7 @@ class _Step:
 
 
 def parse_levels(spec: str | int) -> list[int]:
-    """"1" -> [1]; "1-3" -> [1, 2, 3]; "1,4" -> [1, 4]; every level within 1..6."""
+    """ "1" -> [1]; "1-3" -> [1, 2, 3]; "1,4" -> [1, 4]; every level within 1..6."""
     levels: list[int] = []
     for part in str(spec).split(","):
         part = part.strip()
@@ -105,8 +143,12 @@ def _write_problem(rng: random.Random, level: int) -> tuple[str, str, int]:
 
     work, current = [f"{name} starts with {start} {items}."], start
     for step in steps:
-        after = {"+": current + step.operand, "-": current - step.operand,
-                 "*": current * step.operand, "/": current // step.operand}[step.op]
+        after = {
+            "+": current + step.operand,
+            "-": current - step.operand,
+            "*": current * step.operand,
+            "/": current // step.operand,
+        }[step.op]
         symbol = {"*": "x", "/": "/"}.get(step.op, step.op)
         work.append(f"{current} {symbol} {step.operand} = {after}.")
         current = after
@@ -115,7 +157,7 @@ def _write_problem(rng: random.Random, level: int) -> tuple[str, str, int]:
 
 
 @registry.register("arithmetic")
-class ArithmeticTask:
+class ArithmeticTask(NumericAnswers):
     """Seeded synthetic word problems; `level` is a spec like "1", "1-6" or "2,4"."""
 
     name = "arithmetic"
@@ -163,18 +205,11 @@ class ArithmeticTask:
         """The first `shots` train problems of this level (never a test problem, by construction)."""
         if level not in self._exemplars:
             single = ArithmeticTask(level=level, seed=self.seed, shots=0)
-            self._exemplars[level] = [(p.question, p.metadata["solution"])
-                                      for p in single.problems("train", limit=self.shots)]
+            self._exemplars[level] = [
+                (p.question, p.metadata["solution"]) for p in single.problems("train", limit=self.shots)
+            ]
         return self._exemplars[level]
 
     def format_prompt(self, problem: Problem) -> str:
         level = int(problem.metadata.get("level", self.levels[0]))
         return few_shot_prompt(self.exemplars(level), problem.question)
-
-    def extract(self, text: str) -> str | None:
-        return extract_number(text)
-
-    def grade(self, problem: Problem, answer: str | None) -> bool | None:
-        if problem.reference is None:
-            return None
-        return numbers_equal(answer, problem.reference)

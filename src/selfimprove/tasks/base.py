@@ -6,10 +6,12 @@ A task never calls an engine.
 
 from __future__ import annotations
 
-from typing import Callable, Iterator, Protocol, runtime_checkable
+from collections.abc import Iterator
+from typing import Protocol, runtime_checkable
 
 from selfimprove.core.registry import Registry
 from selfimprove.core.types import Problem, PromptContent
+from selfimprove.grading.numeric import extract_number, numbers_equal
 
 
 @runtime_checkable
@@ -35,18 +37,21 @@ class Task(Protocol):
         ...
 
 
-registry: Registry[Task] = Registry("task")
+registry: Registry[Task] = Registry(
+    "task",
+    builtins=("selfimprove.tasks.arithmetic", "selfimprove.tasks.gsm8k"),
+)
+get = registry.get
+names = registry.names
 
 
-def get(name: str) -> Callable[..., Task]:
-    _load_builtins()
-    return registry.get(name)
+class NumericAnswers:
+    """Extraction and grading for tasks whose answers are numbers (see grading/numeric.py)."""
 
+    def extract(self, text: str) -> str | None:
+        return extract_number(text)
 
-def names() -> list[str]:
-    _load_builtins()
-    return registry.names()
-
-
-def _load_builtins() -> None:
-    from selfimprove.tasks import arithmetic, gsm8k  # noqa: F401
+    def grade(self, problem: Problem, answer: str | None) -> bool | None:
+        if problem.reference is None:
+            return None
+        return numbers_equal(answer, problem.reference)

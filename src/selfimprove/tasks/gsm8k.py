@@ -10,13 +10,13 @@ from __future__ import annotations
 import hashlib
 import random
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from selfimprove.core.errors import ConfigError, DataError
 from selfimprove.core.types import Problem
-from selfimprove.grading.numeric import canonical_number, extract_number, numbers_equal
-from selfimprove.tasks.base import registry
+from selfimprove.grading.numeric import canonical_number
+from selfimprove.tasks.base import NumericAnswers, registry
 from selfimprove.tasks.jsonl import read_jsonl, require_str
 from selfimprove.tasks.prompting import FEW_SHOT_STOP, few_shot_prompt
 
@@ -41,8 +41,12 @@ def load_gsm8k(path: str | Path) -> list[Problem]:
         question = require_str(record, "question", path, line)
         solution, number = parse_gsm8k_answer(require_str(record, "answer", path, line), path, line)
         problems.append(
-            Problem(id=f"{Path(path).stem}-{line}", question=question.strip(), reference=number,
-                    metadata={"solution": solution, "line": line})
+            Problem(
+                id=f"{Path(path).stem}-{line}",
+                question=question.strip(),
+                reference=number,
+                metadata={"solution": solution, "line": line},
+            )
         )
     return problems
 
@@ -52,7 +56,9 @@ def _load_hub(name: str, split: str) -> list[Problem]:
     try:
         import datasets
     except ImportError:
-        raise ConfigError(f"{name!r} is not a local file, and loading it from the hub needs `pip install datasets`") from None
+        raise ConfigError(
+            f"{name!r} is not a local file, and loading it from the hub needs `pip install datasets`"
+        ) from None
     try:
         rows = datasets.load_dataset(name, "main", split=split)
     except Exception as exc:  # datasets raises many unrelated types for "not reachable"
@@ -60,8 +66,14 @@ def _load_hub(name: str, split: str) -> list[Problem]:
     problems = []
     for index, row in enumerate(rows, start=1):
         solution, number = parse_gsm8k_answer(row["answer"], f"{name}[{split}]", index)
-        problems.append(Problem(id=f"{split}-{index}", question=row["question"].strip(), reference=number,
-                                metadata={"solution": solution}))
+        problems.append(
+            Problem(
+                id=f"{split}-{index}",
+                question=row["question"].strip(),
+                reference=number,
+                metadata={"solution": solution},
+            )
+        )
     return problems
 
 
@@ -76,7 +88,7 @@ def _identify(source: str | None) -> str | None:
 
 
 @registry.register("gsm8k")
-class GSM8KTask:
+class GSM8KTask(NumericAnswers):
     """`data`: a local JSONL file (or a hub dataset name); `fewshot`: the train file exemplars come from."""
 
     name = "gsm8k"
@@ -98,8 +110,13 @@ class GSM8KTask:
 
     def describe(self) -> dict:
         """Files are identified by content too, so an edited dataset starts a new run."""
-        return {"task": self.name, "data": _identify(self.data), "fewshot": _identify(self.fewshot),
-                "shots": self.shots, "seed": self.seed}
+        return {
+            "task": self.name,
+            "data": _identify(self.data),
+            "fewshot": _identify(self.fewshot),
+            "shots": self.shots,
+            "seed": self.seed,
+        }
 
     def _load(self, source: str, split: str) -> list[Problem]:
         if source not in self._cache:
@@ -131,11 +148,3 @@ class GSM8KTask:
         shots = [ex for ex in self.exemplars() if ex.question != problem.question][: self.shots]
         pairs = [(ex.question, f"{ex.metadata['solution']} The answer is {ex.reference}.") for ex in shots]
         return few_shot_prompt(pairs, problem.question)
-
-    def extract(self, text: str) -> str | None:
-        return extract_number(text)
-
-    def grade(self, problem: Problem, answer: str | None) -> bool | None:
-        if problem.reference is None:
-            return None
-        return numbers_equal(answer, problem.reference)

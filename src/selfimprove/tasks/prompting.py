@@ -10,7 +10,7 @@ The blank line between blocks and the stop string "\\nQuestion:" end a base mode
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 FEW_SHOT_STOP = ("\nQuestion:", "\n\n\n")
 
