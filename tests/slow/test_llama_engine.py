@@ -75,3 +75,14 @@ def test_prompt_too_long_is_a_clear_error(llama_engine):
 def test_chat_messages_are_rendered(llama_engine):
     out = llama_engine.generate([[{"role": "user", "content": "Say hello."}]], 1, Sampling(max_tokens=8))
     assert out[0][0].completion_tokens > 0
+
+
+def test_slots_are_refilled_as_sequences_finish(llama_engine):
+    # KV room (n_ctx 4096, 300 tokens reserved per sample) admits two groups of 4 at a time, so
+    # later groups take the slots of sequences that ended early while their own group still runs.
+    task = ArithmeticTask(level="1-3")
+    ps = [Prompt(task.format_prompt(p), problem_id=p.id) for p in task.problems(limit=8)]
+    for seed in range(2):
+        out = llama_engine.generate(ps, 4, Sampling(temperature=1.0, max_tokens=300, stop=task.stop, seed=seed))
+        assert [len(row) for row in out] == [4] * 8
+        assert all(c.finish_reason in ("stop", "length") for row in out for c in row)

@@ -72,7 +72,7 @@ class _Sequence:
     last_token: int = -1
     text: str = ""
     finish_reason: str | None = None
-    group_owner: int = -1  # seq id of its group's first sample: keys the group's KV reservation
+    group: _Group | None = None  # the group it was admitted with: holds the KV reservation
 
 
 @dataclass
@@ -82,6 +82,8 @@ class _Group:
     prompt_index: int
     tokens: list[int]
     sample_ids: tuple[int, ...]
+    kv_cost: int = 0  # KV cells reserved while admitted: the prompt once plus max_tokens per sample
+    live: int = 0  # its sequences still generating
 
 
 @registry.register("llama-cpp")
@@ -201,22 +203,19 @@ class LlamaCppEngine:
         free_ids = list(range(self.max_parallel))
         live: list[_Sequence] = []
         kv_reserved = 0  # tokens reserved in the KV cache by admitted groups (worst case)
-        group_cost: dict[int, int] = {}
-        group_left: dict[int, int] = {}
 
         try:
             while pending or live:
                 # Admit whole groups while slots and KV room last; a group's prompt is decoded once.
                 while pending:
                     group = pending[0]
-                    cost = len(group.tokens) + len(group.sample_ids) * sampling.max_tokens
-                    if len(group.sample_ids) > len(free_ids) or kv_reserved + cost > self.n_ctx:
+                    group.kv_cost = len(group.tokens) + len(group.sample_ids) * sampling.max_tokens
+                    if len(group.sample_ids) > len(free_ids) or kv_reserved + group.kv_cost > self.n_ctx:
                         break
                     pending.popleft()
                     seq_ids = [free_ids.pop(0) for _ in group.sample_ids]
-                    kv_reserved += cost
-                    group_cost[seq_ids[0]] = cost
-                    group_left[seq_ids[0]] = len(seq_ids)
+                    kv_reserved += group.kv_cost
+                    group.live = len(seq_ids)
                     live.extend(self._prefill(prompts[group.prompt_index], group, seq_ids, sampling))
                 if not live:
                     raise EngineError("llama.cpp scheduler stalled: a group does not fit in the context")
@@ -230,11 +229,9 @@ class LlamaCppEngine:
                     finished(seq)
                     lib.llama_memory_seq_rm(memory, seq.seq_id, -1, -1)
                     free_ids.append(seq.seq_id)
-                    owner = seq.group_owner
-                    group_left[owner] -= 1
-                    if group_left[owner] == 0:
-                        kv_reserved -= group_cost.pop(owner)
-                        del group_left[owner]
+                    seq.group.live -= 1
+                    if seq.group.live == 0:
+                        kv_reserved -= seq.group.kv_cost
                     lib.llama_sampler_free(seq.sampler)
                     seq.sampler = None
                 live = still
@@ -276,7 +273,7 @@ class LlamaCppEngine:
                 sampler=self._make_sampler(sampling, sample_seed(sampling.seed, prompt, sample_id)),
                 prompt_tokens=len(tokens),
                 position=len(tokens),
-                group_owner=seq_ids[0],
+                group=group,
             )
             sequences.append(seq)
         for seq in sequences:
