@@ -5,6 +5,11 @@ from selfimprove.cli import app
 runner = CliRunner()
 
 
+def flat(text: str) -> str:
+    """Output without rich's box drawing and line wrapping."""
+    return " ".join(text.replace("│", " ").split())
+
+
 def invoke(*args):
     return runner.invoke(app, list(args))
 
@@ -63,3 +68,31 @@ def test_show_unknown_run(tmp_path):
 def test_list():
     result = invoke("list")
     assert result.exit_code == 0 and "self-consistency" in result.output
+
+
+def test_config_file_sets_flags_and_flags_win(tmp_path):
+    config = tmp_path / "run.toml"
+    config.write_text('task = "gsm8k"\nsamples = 3\nmax-tokens = 5\n')
+    missing = str(tmp_path / "none.jsonl")
+    result = invoke("run", "--config", str(config), "--data", missing, "--store", str(tmp_path / "s.sqlite"))
+    assert result.exit_code == 2 and "none.jsonl: dataset file not found" in result.output
+    result = invoke("run", "--config", str(config), "--task", "nope")
+    assert "unknown task 'nope'" in result.output
+
+
+def test_config_file_errors(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("bogus = 1\n")
+    result = invoke("run", "--config", str(bad))
+    assert result.exit_code == 2 and "unknown key(s) bogus" in flat(result.output)
+    result = invoke("run", "--config", str(tmp_path / "absent.toml"))
+    assert result.exit_code == 2 and "config file not found" in flat(result.output)
+
+
+def test_shipped_demo_config_is_valid():
+    from pathlib import Path
+
+    demo = Path(__file__).parents[1] / "configs" / "demo.toml"
+    # Every key is accepted (else a config error); the bad task flag then proves flags override the file.
+    result = invoke("run", "--config", str(demo), "--task", "nope")
+    assert result.exit_code == 2 and "unknown task 'nope'" in result.output

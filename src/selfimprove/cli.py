@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,13 @@ def _store(path: Path | None) -> RunStore:
 
 @app.command()
 def run(
+    config: Path | None = typer.Option(
+        None,
+        "--config",
+        is_eager=True,
+        callback=lambda ctx, value: _load_config(ctx, value),
+        help="TOML file whose keys are this command's flags (task = 'gsm8k', samples = 16, ...); flags win.",
+    ),
     task: str = typer.Option("arithmetic", help="Task name: " + ", ".join(tasks.names())),
     strategy: str = typer.Option("self-consistency", help="Strategy name: " + ", ".join(strategies.names())),
     engine: str = typer.Option("llama-cpp", help="Engine name: " + ", ".join(engines.names())),
@@ -174,6 +182,26 @@ def _show(run_store: RunStore, run_id: str, limit: int | None = None) -> None:
     label = next((r["label"] for r in run_store.runs() if r["run_id"] == run_id), run_id)
     strategy_name = config.get("strategy", {}).get("strategy", "final")
     print_metrics(console, run_id, label, strategy_name, metrics.compute(rows))
+
+
+def _load_config(ctx: typer.Context, path: Path | None) -> Path | None:
+    """Read a TOML config into the command's defaults, so explicit flags still override it."""
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as handle:
+            values = tomllib.load(handle)
+    except FileNotFoundError:
+        raise typer.BadParameter(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise typer.BadParameter(f"{path}: invalid TOML ({exc})") from None
+    known = {p.name for p in ctx.command.params}
+    defaults = {key.replace("-", "_"): value for key, value in values.items()}
+    unknown = sorted(set(defaults) - known)
+    if unknown:
+        raise typer.BadParameter(f"{path}: unknown key(s) {', '.join(unknown)}; keys are the flags of `run`")
+    ctx.default_map = {**(ctx.default_map or {}), **defaults}
+    return path
 
 
 def _coerce(value: Any) -> Any:
