@@ -96,3 +96,21 @@ def test_not_a_store_file_is_a_clear_error(tmp_path):
 
     with pytest.raises(SelfImproveError, match="junk.sqlite"):
         RunStore(path)
+
+
+def test_stores_from_before_the_question_column_are_migrated(tmp_path):
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "CREATE TABLE solutions (run_id TEXT NOT NULL, problem_id TEXT NOT NULL, position INTEGER NOT NULL, "
+            "reference TEXT, answer TEXT, correct INTEGER, confidence REAL, votes TEXT NOT NULL, "
+            "samples TEXT NOT NULL, extra TEXT NOT NULL, metadata TEXT NOT NULL, created REAL NOT NULL, "
+            "PRIMARY KEY (run_id, problem_id))"
+        )
+        db.execute("INSERT INTO solutions VALUES ('r', 'p', 0, '1', '1', 1, 1.0, '{}', '[]', '{}', '{}', 0)")
+    store = RunStore(path)
+    (row,) = store.solutions("r")
+    assert row["question"] is None and row["correct"] is True
+    outcome = runner.execute(ArithmeticTask(), ChainOfThought(), CountingEngine(), store, limit=1, show_progress=False)
+    assert store.solutions(outcome.run_id)[0]["question"].startswith(next(ArithmeticTask().problems()).question[:10])
+    store.close()

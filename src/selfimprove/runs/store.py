@@ -54,6 +54,7 @@ CREATE TABLE IF NOT EXISTS solutions (
     extra TEXT NOT NULL,
     metadata TEXT NOT NULL,
     created REAL NOT NULL,
+    question TEXT,
     PRIMARY KEY (run_id, problem_id)
 );
 """
@@ -70,9 +71,16 @@ class RunStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")  # durable against process death; WAL keeps it fast
             self._db.executescript(_SCHEMA)
+            self._migrate()
         except sqlite3.DatabaseError as exc:
             raise SelfImproveError(f"{self.path}: not a usable run store ({exc})") from exc
         self._db.row_factory = sqlite3.Row
+
+    def _migrate(self) -> None:
+        """Bring stores written by earlier versions up to this schema (columns are only ever added)."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(solutions)")}
+        if "question" not in columns:
+            self._db.execute("ALTER TABLE solutions ADD COLUMN question TEXT")
 
     def close(self) -> None:
         self._db.close()
@@ -178,6 +186,7 @@ class RunStore:
                 json.dumps(s.extra),
                 json.dumps(_jsonable(problem.metadata)),
                 now,
+                problem.question,
             )
             for position, problem, s in items
         ]
@@ -185,7 +194,8 @@ class RunStore:
             self._db.execute("BEGIN")
             self._db.executemany(
                 "INSERT OR REPLACE INTO solutions (run_id, problem_id, position, reference, answer, correct, "
-                "confidence, votes, samples, extra, metadata, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "confidence, votes, samples, extra, metadata, created, question) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
 
