@@ -12,7 +12,7 @@ $(VENV)/.installed: pyproject.toml scripts/llama_wheel.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	wheels=$$(scripts/llama_wheel.sh $(BIN)/python $(LLAMA_CPP_VERSION)) && \
-	  $(BIN)/python -m pip install --quiet --find-links "$$wheels" -e '.[llama,server,dev]'
+	  $(BIN)/python -m pip install --quiet --find-links "$$wheels" -e '.[llama,server,report,dev]'
 	$(BIN)/python -c "from selfimprove.engines.embedded import embedded_model_path as p; print('embedded model:', p())"
 	touch $@
 

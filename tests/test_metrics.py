@@ -71,3 +71,16 @@ def test_compute_from_store_rows():
     assert m.extraction_failure_rate == pytest.approx(2 / 6)
     assert set(m.by_level) == {"1", "2"}
     assert m.by_level["1"]["accuracy"] == 1.0
+
+
+def test_turn_metrics_by_hand():
+    from selfimprove.runs.metrics import turn_metrics
+
+    def row(*correct):
+        return {"extra": {"turns": [{"answer": "x", "correct": c} for c in correct]}}
+
+    rows = [row(False, True), row(True, False), row(True, True), row(False, False)]
+    m = turn_metrics(rows)
+    assert m.accuracy == [0.5, 0.5]
+    assert m.incorrect_to_correct == [0.25] and m.correct_to_incorrect == [0.25]
+    assert turn_metrics([{"extra": {}}]) is None

@@ -166,6 +166,51 @@ def show(
     _guard(work)
 
 
+@app.command()
+def report(
+    run_ids: list[str] = typer.Argument(..., help="Run ids (or unique prefixes); several runs share the plots."),
+    output: Path = typer.Option(Path("report.html"), "--output", "-o", help="HTML file to write."),
+    store: Path | None = typer.Option(None, help="Run store file."),
+) -> None:
+    """Write one self-contained HTML report (plots embedded, no network needed) about the runs."""
+
+    def work() -> None:
+        from selfimprove.reports.html import build_report
+
+        run_store = _store(store)
+        page = build_report(run_store, run_ids)
+        output.write_text(page, encoding="utf-8")
+        console.print(f"wrote {output} ({len(page) // 1024} KiB)")
+
+    _guard(work)
+
+
+@app.command()
+def compare(
+    run_a: str = typer.Argument(..., help="Baseline run (id or prefix)."),
+    run_b: str = typer.Argument(..., help="Run compared against it."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    store: Path | None = typer.Option(None, help="Run store file."),
+) -> None:
+    """Paired comparison on shared problems: accuracy difference with a paired bootstrap interval,
+    McNemar's exact test, problems won and lost."""
+
+    def work() -> None:
+        import json
+
+        from selfimprove.reports.compare import as_json as to_json
+        from selfimprove.reports.compare import compare_runs
+        from selfimprove.reports.console import comparison_table
+
+        a_id, b_id, result = compare_runs(_store(store), run_a, run_b)
+        if as_json:
+            typer.echo(json.dumps(to_json(a_id, b_id, result), indent=2))
+        else:
+            console.print(comparison_table(a_id, b_id, result))
+
+    _guard(work)
+
+
 @app.command("list")
 def list_names() -> None:
     """List the registered tasks, strategies and engines."""

@@ -53,7 +53,7 @@ def runs_table(rows) -> Table:
     for r in rows:
         table.add_row(
             r["run_id"],
-            datetime.fromtimestamp(r["updated"]).strftime("%Y-%m-%d %H:%M"),
+            datetime.fromtimestamp(r["updated"]).strftime("%m-%d %H:%M"),
             r["label"],
             str(r["problems"]),
             _pct(r["accuracy"]),
@@ -67,3 +67,19 @@ def print_metrics(console: Console, run_id: str, label: str, strategy: str, m: R
     levels = levels_table(m)
     if levels is not None:
         console.print(levels)
+
+
+def comparison_table(a_id: str, b_id: str, c) -> Table:
+    """A PairedComparison as a table: B relative to A."""
+    table = Table(title=f"{b_id} vs {a_id} on {c.shared} shared problems", header_style="bold")
+    table.add_column("")
+    table.add_column("value", justify="right")
+    table.add_row(f"accuracy A ({a_id})", _pct(c.accuracy_a))
+    table.add_row(f"accuracy B ({b_id})", _pct(c.accuracy_b))
+    table.add_row("B - A", f"{100 * c.difference:+.1f} points")
+    table.add_row("95% paired bootstrap", f"[{100 * c.interval[0]:+.1f}, {100 * c.interval[1]:+.1f}]")
+    table.add_row("McNemar exact p", f"{c.p_value:.4g}")
+    table.add_row("B right, A wrong (won)", str(c.b_wins))
+    table.add_row("A right, B wrong (lost)", str(c.b_losses))
+    table.add_row("both right / both wrong", f"{c.both_right} / {c.both_wrong}")
+    return table

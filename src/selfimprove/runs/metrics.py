@@ -114,3 +114,29 @@ def compute(solutions: list[dict[str, Any]], step: str = "sample") -> RunMetrics
                 "greedy_accuracy": sub.greedy_accuracy,
             }
     return metrics
+
+
+@dataclass
+class TurnMetrics:
+    """Self-correction over turns. Contract: a multi-turn strategy stores
+    `Solution.extra["turns"] = [{"answer": ..., "correct": ...}, ...]`, turn 1 first."""
+
+    accuracy: list[float]  # Acc@t1, Acc@t2, ...
+    incorrect_to_correct: list[float]  # fraction of problems wrong at t and right at t+1, per step t
+    correct_to_incorrect: list[float]
+
+
+def turn_metrics(solutions: list[dict[str, Any]]) -> TurnMetrics | None:
+    """Acc@t and the i→c / c→i transition rates, over problems that have every turn graded."""
+    runs = [s["extra"].get("turns") for s in solutions]
+    runs = [t for t in runs if t and all(x.get("correct") is not None for x in t)]
+    if not runs:
+        return None
+    turns = min(len(t) for t in runs)
+    n = len(runs)
+    right = [[bool(t[i]["correct"]) for t in runs] for i in range(turns)]
+    return TurnMetrics(
+        accuracy=[sum(r) / n for r in right],
+        incorrect_to_correct=[sum(not a and b for a, b in zip(right[i], right[i + 1])) / n for i in range(turns - 1)],
+        correct_to_incorrect=[sum(a and not b for a, b in zip(right[i], right[i + 1])) / n for i in range(turns - 1)],
+    )

@@ -1,0 +1,69 @@
+"""Plots as PNG bytes (matplotlib, Agg backend), embedded in the HTML report as data URIs."""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass
+class Series:
+    label: str
+    x: Sequence[float]
+    y: Sequence[float]
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        from selfimprove.core.errors import ConfigError
+
+        raise ConfigError("reports need matplotlib: pip install 'selfimprove[report]'") from exc
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(fig) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    _pyplot().close(fig)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def line_plot(series: Sequence[Series], title: str, xlabel: str, ylabel: str, log2_x: bool = False) -> str:
+    """Several runs' curves on one plot; a run with one point is drawn as a marker."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for s in series:
+        ax.plot(list(s.x), [100 * v for v in s.y], marker="o", label=s.label)
+    if log2_x:
+        ax.set_xscale("log", base=2)
+        ticks = sorted({x for s in series for x in s.x})
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        ax.minorticks_off()
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def grouped_bars(groups: Sequence[str], bars: dict[str, Sequence[float]], title: str, ylabel: str) -> str:
+    """One group of bars per category (a level, a subject, a turn), one bar per series."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(groups) * max(1, len(bars))), 3.6))
+    width = 0.8 / max(1, len(bars))
+    for i, (label, values) in enumerate(bars.items()):
+        positions = [g + i * width for g in range(len(groups))]
+        ax.bar(positions, [100 * v for v in values], width=width, label=label)
+    ax.set_xticks([g + width * (len(bars) - 1) / 2 for g in range(len(groups))], list(groups))
+    ax.set(title=title, ylabel=ylabel)
+    ax.set_ylim(0, max([100 * v for values in bars.values() for v in values] + [1.0]) * 1.1)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    return _png(fig)

@@ -1,0 +1,87 @@
+"""Statistics for reports and run comparison: bootstrap intervals and McNemar's exact test.
+
+Pure Python with a seeded RNG so figures are repeatable; the sizes here (tens to thousands of
+problems, a few thousand resamples) need nothing faster.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+RESAMPLES = 4000
+
+
+def _percentiles(values: list[float], alpha: float) -> tuple[float, float]:
+    values = sorted(values)
+    last = len(values) - 1
+    low = values[max(0, math.floor(alpha / 2 * last))]
+    high = values[min(last, math.ceil((1 - alpha / 2) * last))]
+    return low, high
+
+
+def bootstrap_interval(
+    outcomes: Sequence[float], resamples: int = RESAMPLES, alpha: float = 0.05, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of `outcomes` (e.g. 0/1 correctness per problem)."""
+    if not outcomes:
+        raise ValueError("no outcomes to bootstrap")
+    rng = random.Random(seed)
+    n = len(outcomes)
+    means = [sum(outcomes[rng.randrange(n)] for _ in range(n)) / n for _ in range(resamples)]
+    return _percentiles(means, alpha)
+
+
+def mcnemar_exact(only_a: int, only_b: int) -> float:
+    """Two-sided exact McNemar p-value from the discordant counts (A right & B wrong, and the reverse).
+
+    Under the null each discordant problem is a fair coin: p = min(1, 2 * P(Binomial(n, 1/2) <= min)).
+    """
+    n = only_a + only_b
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(min(only_a, only_b) + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    shared: int
+    accuracy_a: float
+    accuracy_b: float
+    difference: float  # accuracy_b - accuracy_a
+    interval: tuple[float, float]
+    b_wins: int  # problems B got right and A wrong
+    b_losses: int  # problems A got right and B wrong
+    both_right: int
+    both_wrong: int
+    p_value: float
+
+
+def paired_comparison(
+    a: Sequence[bool], b: Sequence[bool], resamples: int = RESAMPLES, alpha: float = 0.05, seed: int = 0
+) -> PairedComparison:
+    """Compare two runs on the same problems (a[i] and b[i] grade the same problem)."""
+    if len(a) != len(b) or not a:
+        raise ValueError("paired comparison needs two equally long, non-empty outcome lists")
+    n = len(a)
+    diffs = [float(y) - float(x) for x, y in zip(a, b)]
+    rng = random.Random(seed)
+    means = [sum(diffs[rng.randrange(n)] for _ in range(n)) / n for _ in range(resamples)]
+    wins = sum(1 for x, y in zip(a, b) if y and not x)
+    losses = sum(1 for x, y in zip(a, b) if x and not y)
+    both = sum(1 for x, y in zip(a, b) if x and y)
+    return PairedComparison(
+        shared=n,
+        accuracy_a=sum(a) / n,
+        accuracy_b=sum(b) / n,
+        difference=sum(diffs) / n,
+        interval=_percentiles(means, alpha),
+        b_wins=wins,
+        b_losses=losses,
+        both_right=both,
+        both_wrong=n - wins - losses - both,
+        p_value=mcnemar_exact(losses, wins),
+    )
