@@ -7,13 +7,15 @@ from selfimprove.core.types import Completion, normalize_prompts
 
 
 class CountingEngine:
-    """Answers sample s of a prompt with "The answer is <s % 3>." and counts every completion it makes."""
+    """Answers sample s of a prompt with "The answer is <answer_of(s)>." (default s % 3) and counts
+    every completion it makes."""
 
     name = "counting-double"
 
-    def __init__(self, fail_after: int | None = None):
+    def __init__(self, fail_after: int | None = None, answer_of=lambda s: s % 3):
         self.calls: list[tuple[str, str, int]] = []
         self.fail_after = fail_after
+        self.answer_of = answer_of
 
     def describe(self) -> dict:
         return {"engine": self.name}
@@ -30,7 +32,10 @@ class CountingEngine:
                     raise KeyboardInterrupt  # stands for a process stopped part way
                 self.calls.append((prompt.problem_id, prompt.step, sample_id))
                 completion = Completion(
-                    text=f" The answer is {sample_id % 3}.", prompt_tokens=10, completion_tokens=5, seconds=0.01
+                    text=f" The answer is {self.answer_of(sample_id)}.",
+                    prompt_tokens=10,
+                    completion_tokens=5,
+                    seconds=0.01,
                 )
                 if on_complete:
                     on_complete(index, sample_id, completion)

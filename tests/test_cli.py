@@ -96,3 +96,10 @@ def test_shipped_demo_config_is_valid():
     # Every key is accepted (else a config error); the bad task flag then proves flags override the file.
     result = invoke("run", "--config", str(demo), "--task", "nope")
     assert result.exit_code == 2 and "unknown task 'nope'" in result.output
+
+
+def test_strategy_options_reach_the_strategy():
+    result = invoke("run", "--strategy", "adaptive-consistency", "-S", "stop_rule=vibes")
+    assert result.exit_code == 2 and "stop_rule 'vibes'" in result.output
+    result = invoke("run", "--strategy", "cot", "-S", "batch=3")
+    assert result.exit_code == 2 and "takes no setting 'batch'" in result.output

@@ -74,6 +74,9 @@ def run(
     level: str | None = typer.Option(None, help="Arithmetic difficulty: 1..6, a range 1-6 or a list 1,3."),
     task_option: list[str] = typer.Option([], "--task-option", "-O", help="Extra task setting KEY=VALUE."),
     engine_option: list[str] = typer.Option([], "--engine-option", "-E", help="Extra engine setting KEY=VALUE."),
+    strategy_option: list[str] = typer.Option(
+        [], "--strategy-option", "-S", help="Extra strategy setting KEY=VALUE (e.g. stop_rule=window)."
+    ),
     samples: int | None = typer.Option(None, help="Samples per problem (self-consistency)."),
     temperature: float | None = typer.Option(None, help="Sampling temperature."),
     top_p: float | None = typer.Option(None, help="Nucleus sampling threshold."),
@@ -103,6 +106,7 @@ def run(
                 "top_k": top_k,
                 "max_tokens": max_tokens,
                 "seed": seed,
+                **{k: _coerce(v) for k, v in parse_options(strategy_option, "--strategy-option").items()},
             },
         )
         next(iter(the_task.problems("test", limit=1)), None)  # a bad dataset fails before a model loads

@@ -25,6 +25,8 @@ def metrics_table(run_id: str, label: str, strategy: str, m: RunMetrics) -> Tabl
     table.add_row(final, _pct(m.accuracy))
     for k, value in m.maj_at_k.items():
         table.add_row(f"  maj@{k}", _pct(value))
+    if m.voted_samples_per_problem and not m.maj_at_k:
+        table.add_row("voted samples / problem", f"{m.voted_samples_per_problem:.2f}")
     table.add_row("generated tokens / problem", f"{m.completion_tokens_per_problem:.1f}")
     table.add_row("prompt tokens / problem", f"{m.prompt_tokens_per_problem:.1f}")
     table.add_row("seconds / problem", f"{m.seconds_per_problem:.2f}")

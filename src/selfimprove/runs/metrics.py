@@ -31,6 +31,7 @@ class RunMetrics:
     prompt_tokens_per_problem: float
     seconds_per_problem: float
     samples: int
+    voted_samples_per_problem: float
     extraction_failure_rate: float
     by_level: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -77,7 +78,9 @@ def compute(solutions: list[dict[str, Any]], step: str = "sample") -> RunMetrics
     greedy = [s["extra"]["greedy_correct"] for s in solutions if s["extra"].get("greedy_correct") is not None]
     all_samples = [x for s in solutions for x in s["samples"]]
     voted = [[x for x in s["samples"] if x["step"] == step] for s in solutions]
-    big_k = min((len(v) for v in voted), default=0)
+    counts = {len(v) for v in voted}
+    # maj@k needs the same K for every problem; adaptive runs stop at different counts and get none.
+    big_k = counts.pop() if len(counts) == 1 else 0
     curve: dict[int, float] = {}
     if big_k and graded:
         for k in ks_for(big_k):
@@ -99,6 +102,7 @@ def compute(solutions: list[dict[str, Any]], step: str = "sample") -> RunMetrics
         prompt_tokens_per_problem=sum(_prompt_tokens(s["samples"]) for s in solutions) / n,
         seconds_per_problem=sum(x["seconds"] for x in all_samples) / n,
         samples=len(all_samples),
+        voted_samples_per_problem=sum(len(v) for v in voted) / n,
         extraction_failure_rate=_mean([float(x["answer"] is None) for x in all_samples]) or 0.0,
     )
     levels: dict[str, list[dict[str, Any]]] = defaultdict(list)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from selfimprove.core.registry import Registry
-from selfimprove.core.types import Problem, Prompt, SampleRecord, Sampling, Solution
+from selfimprove.core.types import Completion, Problem, Prompt, SampleRecord, Sampling, Solution
 from selfimprove.engines.base import Engine
 from selfimprove.tasks.base import Task
 
@@ -29,7 +29,11 @@ class Strategy(Protocol):
 
 registry: Registry[Strategy] = Registry(
     "strategy",
-    builtins=("selfimprove.strategies.cot", "selfimprove.strategies.self_consistency"),
+    builtins=(
+        "selfimprove.strategies.cot",
+        "selfimprove.strategies.self_consistency",
+        "selfimprove.strategies.adaptive_consistency",
+    ),
 )
 get = registry.get
 names = registry.names
@@ -41,22 +45,26 @@ def sample_step(
     """n completions per problem for one step, each with its extracted answer and grade."""
     prompts = [Prompt(content=task.format_prompt(p), problem_id=p.id, step=step) for p in problems]
     outputs = engine.generate(prompts, n, sampling)
+    return [records_for(task, p, step, range(n), completions) for p, completions in zip(problems, outputs)]
+
+
+def records_for(
+    task: Task, problem: Problem, step: str, sample_ids: Sequence[int], completions: Sequence[Completion]
+) -> list[SampleRecord]:
+    """Completions as SampleRecords: the answer extracted and graded, tokens and seconds kept."""
     records = []
-    for problem, completions in zip(problems, outputs):
-        row = []
-        for index, completion in enumerate(completions):
-            answer = task.extract(completion.text)
-            row.append(
-                SampleRecord(
-                    step=step,
-                    index=index,
-                    text=completion.text,
-                    answer=answer,
-                    correct=task.grade(problem, answer),
-                    completion_tokens=completion.completion_tokens,
-                    prompt_tokens=completion.prompt_tokens,
-                    seconds=completion.seconds,
-                )
+    for index, completion in zip(sample_ids, completions):
+        answer = task.extract(completion.text)
+        records.append(
+            SampleRecord(
+                step=step,
+                index=index,
+                text=completion.text,
+                answer=answer,
+                correct=task.grade(problem, answer),
+                completion_tokens=completion.completion_tokens,
+                prompt_tokens=completion.prompt_tokens,
+                seconds=completion.seconds,
             )
-        records.append(row)
+        )
     return records
