@@ -1,6 +1,6 @@
 import pytest
-from doubles import CountingEngine
 
+from doubles import CountingEngine
 from selfimprove.core.errors import ConfigError
 from selfimprove.runs import metrics, runner
 from selfimprove.runs.store import RunStore
