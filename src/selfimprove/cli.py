@@ -77,7 +77,9 @@ def run(
     strategy_option: list[str] = typer.Option(
         [], "--strategy-option", "-S", help="Extra strategy setting KEY=VALUE (e.g. stop_rule=window)."
     ),
-    samples: int | None = typer.Option(None, help="Samples per problem (self-consistency)."),
+    samples: int | None = typer.Option(None, help="Samples per problem (self-consistency, adaptive: the most)."),
+    turns: int | None = typer.Option(None, help="Attempts per problem (self-correct)."),
+    turn_samples: int | None = typer.Option(None, help="Samples voted in each turn (self-correct)."),
     temperature: float | None = typer.Option(None, help="Sampling temperature."),
     top_p: float | None = typer.Option(None, help="Nucleus sampling threshold."),
     top_k: int | None = typer.Option(None, help="Top-k sampling (0 = off)."),
@@ -101,6 +103,8 @@ def run(
             strategy,
             {
                 "samples": samples,
+                "turns": turns,
+                "turn_samples": turn_samples,
                 "temperature": temperature,
                 "top_p": top_p,
                 "top_k": top_k,
@@ -230,7 +234,7 @@ def _show(run_store: RunStore, run_id: str, limit: int | None = None) -> None:
     config = run_store.config(run_id)
     label = next((r["label"] for r in run_store.runs() if r["run_id"] == run_id), run_id)
     strategy_name = config.get("strategy", {}).get("strategy", "final")
-    print_metrics(console, run_id, label, strategy_name, metrics.compute(rows))
+    print_metrics(console, run_id, label, strategy_name, metrics.compute(rows), metrics.turn_metrics(rows))
 
 
 def _load_config(ctx: typer.Context, path: Path | None) -> Path | None:

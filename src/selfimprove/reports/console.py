@@ -7,7 +7,7 @@ from datetime import datetime
 from rich.console import Console
 from rich.table import Table
 
-from selfimprove.runs.metrics import RunMetrics
+from selfimprove.runs.metrics import RunMetrics, TurnMetrics
 
 
 def _pct(value: float | None) -> str:
@@ -64,11 +64,30 @@ def runs_table(rows) -> Table:
     return table
 
 
-def print_metrics(console: Console, run_id: str, label: str, strategy: str, m: RunMetrics) -> None:
+def turns_table(t: TurnMetrics) -> Table:
+    table = Table(title=f"self-correction over {len(t.accuracy)} turns ({t.problems} problems)", header_style="bold")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for i, value in enumerate(t.accuracy, start=1):
+        table.add_row(f"Acc@t{i}", _pct(value))
+    for i in range(len(t.delta)):
+        pair = f"t{i + 1}→t{i + 2}"
+        table.add_row(f"Δ({pair})", f"{100 * t.delta[i]:+.1f} points")
+        table.add_row(f"Δi→c ({pair})", _pct(t.incorrect_to_correct[i]))
+        table.add_row(f"Δc→i ({pair})", _pct(t.correct_to_incorrect[i]))
+        table.add_row(f"edit distance ({pair})", f"{t.edit_distance[i]:.3f}")
+    return table
+
+
+def print_metrics(
+    console: Console, run_id: str, label: str, strategy: str, m: RunMetrics, turns: TurnMetrics | None = None
+) -> None:
     console.print(metrics_table(run_id, label, strategy, m))
     levels = levels_table(m)
     if levels is not None:
         console.print(levels)
+    if turns is not None:
+        console.print(turns_table(turns))
 
 
 def comparison_table(a_id: str, b_id: str, c) -> Table:

@@ -123,15 +123,37 @@ def compute(solutions: list[dict[str, Any]], step: str = "sample") -> RunMetrics
 @dataclass
 class TurnMetrics:
     """Self-correction over turns. Contract: a multi-turn strategy stores
-    `Solution.extra["turns"] = [{"answer": ..., "correct": ...}, ...]`, turn 1 first."""
+    `Solution.extra["turns"] = [{"answer": ..., "correct": ..., "text": ...}, ...]`, turn 1 first."""
 
+    problems: int
     accuracy: list[float]  # Acc@t1, Acc@t2, ...
-    incorrect_to_correct: list[float]  # fraction of problems wrong at t and right at t+1, per step t
+    delta: list[float]  # Acc@t(i+1) - Acc@t(i), per consecutive pair of turns
+    incorrect_to_correct: list[float]  # fraction of problems wrong at t and right at t+1
     correct_to_incorrect: list[float]
+    edit_distance: list[float]  # mean normalised edit distance between consecutive attempts (collapse monitor)
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance (insertions, deletions, substitutions of characters)."""
+    if len(a) < len(b):
+        a, b = b, a
+    previous = list(range(len(b) + 1))
+    for i, char_a in enumerate(a, start=1):
+        current = [i]
+        for j, char_b in enumerate(b, start=1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char_a != char_b)))
+        previous = current
+    return previous[-1]
+
+
+def normalised_edit_distance(a: str, b: str) -> float:
+    """Edit distance over the longer text's length: 0 identical, 1 nothing in common."""
+    longest = max(len(a), len(b))
+    return edit_distance(a, b) / longest if longest else 0.0
 
 
 def turn_metrics(solutions: list[dict[str, Any]]) -> TurnMetrics | None:
-    """Acc@t and the i→c / c→i transition rates, over problems that have every turn graded."""
+    """Acc@t, Δ, i→c / c→i rates and attempt edit distances, over problems with every turn graded."""
     runs = [s["extra"].get("turns") for s in solutions]
     runs = [t for t in runs if t and all(x.get("correct") is not None for x in t)]
     if not runs:
@@ -139,8 +161,16 @@ def turn_metrics(solutions: list[dict[str, Any]]) -> TurnMetrics | None:
     turns = min(len(t) for t in runs)
     n = len(runs)
     right = [[bool(t[i]["correct"]) for t in runs] for i in range(turns)]
+    accuracy = [sum(r) / n for r in right]
+    pairs = range(turns - 1)
     return TurnMetrics(
-        accuracy=[sum(r) / n for r in right],
-        incorrect_to_correct=[sum(not a and b for a, b in zip(right[i], right[i + 1])) / n for i in range(turns - 1)],
-        correct_to_incorrect=[sum(a and not b for a, b in zip(right[i], right[i + 1])) / n for i in range(turns - 1)],
+        problems=n,
+        accuracy=accuracy,
+        delta=[accuracy[i + 1] - accuracy[i] for i in pairs],
+        incorrect_to_correct=[sum(not a and b for a, b in zip(right[i], right[i + 1])) / n for i in pairs],
+        correct_to_incorrect=[sum(a and not b for a, b in zip(right[i], right[i + 1])) / n for i in pairs],
+        edit_distance=[
+            sum(normalised_edit_distance(t[i].get("text", ""), t[i + 1].get("text", "")) for t in runs) / n
+            for i in pairs
+        ],
     )

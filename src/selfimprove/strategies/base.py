@@ -33,6 +33,7 @@ registry: Registry[Strategy] = Registry(
         "selfimprove.strategies.cot",
         "selfimprove.strategies.self_consistency",
         "selfimprove.strategies.adaptive_consistency",
+        "selfimprove.strategies.self_correct",
     ),
 )
 get = registry.get
