@@ -34,6 +34,7 @@ registry: Registry[Strategy] = Registry(
         "selfimprove.strategies.self_consistency",
         "selfimprove.strategies.adaptive_consistency",
         "selfimprove.strategies.self_correct",
+        "selfimprove.strategies.least_to_most",
     ),
 )
 get = registry.get
