@@ -33,7 +33,9 @@ def main() -> None:
     parser.add_argument("--store", default=None, help="keep the runs in this store (default: a temporary one)")
     args = parser.parse_args()
 
-    tasks = [("arithmetic L1", ArithmeticTask(level=1), args.arithmetic_limit, 128)]
+    tasks = []
+    if args.arithmetic_limit:
+        tasks.append(("arithmetic L1", ArithmeticTask(level=1), args.arithmetic_limit, 128))
     if args.gsm8k_limit:
         tasks.append(("gsm8k dev", GSM8KTask(data=args.gsm8k_data), args.gsm8k_limit, 256))
     store = RunStore(args.store or Path(tempfile.mkdtemp()) / "runs.sqlite")
