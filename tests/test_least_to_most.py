@@ -1,7 +1,7 @@
 import pytest
 
+from doubles import ScriptedEngine
 from selfimprove.core.errors import ConfigError
-from selfimprove.core.types import Completion, normalize_prompts
 from selfimprove.runs import runner
 from selfimprove.runs.store import RunStore
 from selfimprove.strategies.least_to_most import (
@@ -40,38 +40,16 @@ def test_prompts():
     )
 
 
-class PlanEngine:
-    """Test double: decomposes into two sub-questions and answers each with its position."""
-
-    name = "plan-double"
-
-    def __init__(self):
-        self.steps = []
-
-    def describe(self):
-        return {"engine": self.name}
-
-    def close(self):
-        pass
-
-    def generate(self, prompts, n, sampling, on_complete=None):
-        out = []
-        for index, prompt in enumerate(normalize_prompts(prompts)):
-            self.steps.append((prompt.problem_id, prompt.step))
-            if prompt.step == "decompose":
-                text = " What is the first part?\n2. What is the second part?\n"
-            else:
-                text = f" Step {prompt.step}. The answer is {prompt.content.count('Q: ') - 2}."
-            completion = Completion(text=text, completion_tokens=5)
-            if on_complete:
-                on_complete(index, 0, completion)
-            out.append([completion])
-        return out
+def plan_reply(prompt, sample_id):
+    """Decomposes into two sub-questions and answers each sub-question with its position."""
+    if prompt.step == "decompose":
+        return " What is the first part?\n2. What is the second part?\n"
+    return f" Step {prompt.step}. The answer is {prompt.content.count('Q: ') - 2}."
 
 
 def test_run_stores_the_whole_trace(tmp_path):
     store = RunStore(tmp_path / "s.sqlite")
-    engine = PlanEngine()
+    engine = ScriptedEngine(plan_reply)
     outcome = runner.execute(ArithmeticTask(), LeastToMost(), engine, store, limit=2, show_progress=False)
     rows = store.solutions(outcome.run_id)
     first = rows[0]

@@ -1,7 +1,7 @@
 import pytest
 
+from doubles import ScriptedEngine
 from selfimprove.core.errors import ConfigError
-from selfimprove.core.types import Completion, normalize_prompts
 from selfimprove.runs import metrics, runner
 from selfimprove.runs.metrics import edit_distance, normalised_edit_distance, turn_metrics
 from selfimprove.runs.store import RunStore
@@ -9,38 +9,16 @@ from selfimprove.strategies.self_correct import DEFAULT_INSTRUCTION, REVISION_CU
 from selfimprove.tasks.arithmetic import ArithmeticTask
 
 
-class FlipEngine:
-    """Test double: on even problems wrong first and right after a correction request; on odd
-    problems the reverse. Records every prompt it is given."""
+def flip_engine(references):
+    """On even problems wrong first and right after a correction request; on odd problems the reverse."""
 
-    name = "flip-double"
+    def reply(prompt, sample_id):
+        revised = REVISION_CUE in prompt.content
+        even = int(prompt.problem_id.split("-")[-1]) % 2 == 0
+        right = revised if even else not revised
+        return f" Working it out. The answer is {references[prompt.problem_id] if right else '-1'}."
 
-    def __init__(self, references):
-        self.references = references
-        self.prompts = []
-
-    def describe(self):
-        return {"engine": self.name}
-
-    def close(self):
-        pass
-
-    def generate(self, prompts, n, sampling, on_complete=None):
-        out = []
-        for index, prompt in enumerate(normalize_prompts(prompts)):
-            self.prompts.append(prompt)
-            revised = REVISION_CUE in prompt.content
-            even = int(prompt.problem_id.split("-")[-1]) % 2 == 0
-            right = revised if even else not revised
-            answer = self.references[prompt.problem_id] if right else "-1"
-            row = []
-            for sample_id in prompt.ids(n):
-                completion = Completion(text=f" Working it out. The answer is {answer}.", completion_tokens=6)
-                if on_complete:
-                    on_complete(index, sample_id, completion)
-                row.append(completion)
-            out.append(row)
-        return out
+    return ScriptedEngine(reply)
 
 
 def test_edit_distance_by_hand():
@@ -77,7 +55,7 @@ def test_transcript_and_chat_continuation():
 def test_self_correct_run_stores_turns_and_metrics(tmp_path):
     task = ArithmeticTask()
     problems = list(task.problems(limit=4))
-    engine = FlipEngine({p.id: p.reference for p in problems})
+    engine = flip_engine({p.id: p.reference for p in problems})
     store = RunStore(tmp_path / "s.sqlite")
     outcome = runner.execute(task, SelfCorrect(turns=3), engine, store, limit=4, show_progress=False)
     rows = store.solutions(outcome.run_id)
@@ -98,7 +76,7 @@ def test_turn_samples_vote_in_each_turn(tmp_path):
     task = ArithmeticTask()
     problems = list(task.problems(limit=2))
     store = RunStore(tmp_path / "s.sqlite")
-    engine = FlipEngine({p.id: p.reference for p in problems})
+    engine = flip_engine({p.id: p.reference for p in problems})
     outcome = runner.execute(task, SelfCorrect(turn_samples=3), engine, store, limit=2, show_progress=False)
     rows = store.solutions(outcome.run_id)
     assert all(sum(t["votes"].values()) == 3 for r in rows for t in r["extra"]["turns"])

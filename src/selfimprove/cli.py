@@ -232,7 +232,7 @@ def _show(run_store: RunStore, run_id: str, limit: int | None = None) -> None:
     if limit is not None:
         rows = [r for r in rows if r["position"] < limit]
     config = run_store.config(run_id)
-    label = next((r["label"] for r in run_store.runs() if r["run_id"] == run_id), run_id)
+    label = run_store.label(run_id)
     strategy_name = config.get("strategy", {}).get("strategy", "final")
     print_metrics(console, run_id, label, strategy_name, metrics.compute(rows), metrics.turn_metrics(rows))
 

@@ -41,7 +41,7 @@ class RunView:
 def load_run(store: RunStore, run_id: str) -> RunView:
     rows = store.solutions(run_id)
     graded = [float(r["correct"]) for r in rows if r["correct"] is not None]
-    label = next((r["label"] for r in store.runs() if r["run_id"] == run_id), run_id)
+    label = store.label(run_id)
     texts = {(c["problem_id"], c["step"], c["sample"]): c["text"] for c in store.completion_rows(run_id)}
     return RunView(
         run_id=run_id,

@@ -116,6 +116,10 @@ class RunStore:
             raise SelfImproveError(f"no run {prefix!r} in {self.path} (`selfimprove runs` lists them)")
         raise SelfImproveError(f"run prefix {prefix!r} is ambiguous: {', '.join(rows)}")
 
+    def label(self, run_id: str) -> str:
+        row = self._db.execute("SELECT label FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return row[0] if row else run_id
+
     def config(self, run_id: str) -> dict[str, Any]:
         row = self._db.execute("SELECT config FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         return json.loads(row[0]) if row else {}

@@ -17,7 +17,7 @@ from selfimprove.core.types import Problem, Prompt, SampleRecord, Sampling, Solu
 from selfimprove.engines.base import Engine
 from selfimprove.strategies.base import records_for, registry
 from selfimprove.strategies.stopping import beta_stop, leader_confidence, window_stop
-from selfimprove.strategies.voting import majority_vote
+from selfimprove.strategies.voting import voted_solution
 from selfimprove.tasks.base import Task
 
 STOP_RULES = ("beta", "window")
@@ -79,17 +79,7 @@ class AdaptiveConsistency:
             ]
         solutions = []
         for p in problems:
-            rows = drawn[p.id]
-            vote = majority_vote([r.answer for r in rows])
-            solutions.append(
-                Solution(
-                    problem_id=p.id,
-                    answer=vote.answer,
-                    correct=task.grade(p, vote.answer),
-                    samples=rows,
-                    votes=vote.counts,
-                    confidence=vote.share,
-                    extra={"samples_used": len(rows), "leader_confidence": leader_confidence([r.answer for r in rows])},
-                )
-            )
+            answers = [r.answer for r in drawn[p.id]]
+            extra = {"samples_used": len(answers), "leader_confidence": leader_confidence(answers)}
+            solutions.append(voted_solution(p, task, drawn[p.id], extra))
         return solutions

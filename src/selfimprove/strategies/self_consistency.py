@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from selfimprove.core.types import Problem, Sampling, Solution
 from selfimprove.engines.base import Engine
 from selfimprove.strategies.base import registry, sample_step
-from selfimprove.strategies.voting import majority_vote
+from selfimprove.strategies.voting import voted_solution
 from selfimprove.tasks.base import Task
 
 
@@ -47,23 +47,9 @@ class SelfConsistency:
             seed=self.seed,
         )
         rows = sample_step(problems, task, engine, "sample", self.samples, sampling)
-        solutions = []
-        for i, (problem, row) in enumerate(zip(problems, rows)):
-            vote = majority_vote([r.answer for r in row])
-            extra = {}
-            samples = list(row)
-            if greedy_rows is not None:
-                extra = {"greedy_answer": greedy_rows[i][0].answer, "greedy_correct": greedy_rows[i][0].correct}
-                samples = greedy_rows[i] + samples
-            solutions.append(
-                Solution(
-                    problem_id=problem.id,
-                    answer=vote.answer,
-                    correct=task.grade(problem, vote.answer),
-                    samples=samples,
-                    votes=vote.counts,
-                    confidence=vote.share,
-                    extra=extra,
-                )
-            )
-        return solutions
+        if greedy_rows is None:
+            return [voted_solution(p, task, row, {}) for p, row in zip(problems, rows)]
+        return [
+            voted_solution(p, task, row, {"greedy_answer": g[0].answer, "greedy_correct": g[0].correct}, trace=g)
+            for p, row, g in zip(problems, rows, greedy_rows)
+        ]

@@ -11,6 +11,9 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from selfimprove.core.types import Problem, SampleRecord, Solution
+from selfimprove.tasks.base import Task
+
 
 @dataclass(frozen=True)
 class Vote:
@@ -18,6 +21,22 @@ class Vote:
     counts: dict[str, int]
     share: float
     """Top answer's votes over all samples (extraction failures included): the confidence of the vote."""
+
+
+def voted_solution(
+    problem: Problem, task: Task, voters: Sequence[SampleRecord], extra: dict, trace: Sequence[SampleRecord] = ()
+) -> Solution:
+    """The Solution of a majority vote over `voters`; `trace` holds further samples kept before them."""
+    vote = majority_vote([r.answer for r in voters])
+    return Solution(
+        problem_id=problem.id,
+        answer=vote.answer,
+        correct=task.grade(problem, vote.answer),
+        samples=[*trace, *voters],
+        votes=vote.counts,
+        confidence=vote.share,
+        extra=extra,
+    )
 
 
 def majority_vote(answers: Sequence[str | None]) -> Vote:
