@@ -93,6 +93,8 @@ class SampleRecord:
     completion_tokens: int
     prompt_tokens: int
     seconds: float
+    detail: str | None = None
+    """How the grade came about, where a task says (a code task: the sandbox's status and message)."""
 
 
 @dataclass

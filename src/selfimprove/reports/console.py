@@ -25,24 +25,32 @@ def metrics_table(run_id: str, label: str, strategy: str, m: RunMetrics) -> Tabl
     table.add_row(final, _pct(m.accuracy))
     for k, value in m.maj_at_k.items():
         table.add_row(f"  maj@{k}", _pct(value))
+    for k, value in m.pass_at_k.items():
+        table.add_row(f"  pass@{k}", _pct(value))
     if m.voted_samples_per_problem and not m.maj_at_k:
         table.add_row("voted samples / problem", f"{m.voted_samples_per_problem:.2f}")
     table.add_row("generated tokens / problem", f"{m.completion_tokens_per_problem:.1f}")
     table.add_row("prompt tokens / problem", f"{m.prompt_tokens_per_problem:.1f}")
     table.add_row("seconds / problem", f"{m.seconds_per_problem:.2f}")
     table.add_row("extraction failures", f"{_pct(m.extraction_failure_rate)} of {m.samples} samples")
+    if m.grade_statuses:
+        table.add_row("graded samples", ", ".join(f"{name} {count}" for name, count in m.grade_statuses.items()))
     return table
 
 
-def levels_table(m: RunMetrics) -> Table | None:
-    if not m.by_level:
-        return None
-    table = Table(title="by level", header_style="bold")
-    for column in ("level", "problems", "greedy CoT", "final"):
-        table.add_column(column, justify="right")
-    for level, row in m.by_level.items():
-        table.add_row(level, str(row["problems"]), _pct(row["greedy_accuracy"]), _pct(row["accuracy"]))
-    return table
+def breakdown_tables(m: RunMetrics) -> list[Table]:
+    """Accuracy by level and by subject, where problems have several."""
+    tables = []
+    for key, rows in (("level", m.by_level), ("subject", m.by_subject)):
+        if not rows:
+            continue
+        table = Table(title=f"by {key}", header_style="bold")
+        for column in (key, "problems", "greedy CoT", "final"):
+            table.add_column(column, justify="right")
+        for value, row in rows.items():
+            table.add_row(value, str(row["problems"]), _pct(row["greedy_accuracy"]), _pct(row["accuracy"]))
+        tables.append(table)
+    return tables
 
 
 def runs_table(rows) -> Table:
@@ -83,9 +91,8 @@ def print_metrics(
     console: Console, run_id: str, label: str, strategy: str, m: RunMetrics, turns: TurnMetrics | None = None
 ) -> None:
     console.print(metrics_table(run_id, label, strategy, m))
-    levels = levels_table(m)
-    if levels is not None:
-        console.print(levels)
+    for table in breakdown_tables(m):
+        console.print(table)
     if turns is not None:
         console.print(turns_table(turns))
 

@@ -4,6 +4,9 @@ maj@k: the expected accuracy of a majority vote over k samples, estimated over s
 stored samples of each problem (all C(K, k) subsets when there are at most MAX_EXACT_SUBSETS,
 otherwise that many random subsets drawn with a fixed seed). Subsets keep sample order, so the
 tie-break is the one the strategy uses (earliest answer wins). maj@1 is mean per-sample accuracy.
+
+pass@k: the chance that at least one of k samples is right, by the unbiased estimator of Chen et
+al. 2021 over the K stored samples (the headline metric of code tasks; an upper bound elsewhere).
 """
 
 from __future__ import annotations
@@ -11,11 +14,12 @@ from __future__ import annotations
 import itertools
 import math
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from selfimprove.grading.code import pass_at_k
 from selfimprove.strategies.voting import majority_vote
 
 MAX_EXACT_SUBSETS = 2000
@@ -27,6 +31,7 @@ class RunMetrics:
     accuracy: float | None
     greedy_accuracy: float | None
     maj_at_k: dict[int, float]
+    pass_at_k: dict[int, float]
     completion_tokens_per_problem: float
     prompt_tokens_per_problem: float
     seconds_per_problem: float
@@ -34,6 +39,9 @@ class RunMetrics:
     voted_samples_per_problem: float
     extraction_failure_rate: float
     by_level: dict[str, dict[str, Any]] = field(default_factory=dict)
+    by_subject: dict[str, dict[str, Any]] = field(default_factory=dict)
+    grade_statuses: dict[str, int] = field(default_factory=dict)
+    """Samples per grading outcome where the task reports one (code: passed, failed, timeout, ...)."""
 
 
 def ks_for(samples: int) -> list[int]:
@@ -82,22 +90,26 @@ def compute(solutions: list[dict[str, Any]], step: str = "sample") -> RunMetrics
     # maj@k needs the same K for every problem; adaptive runs stop at different counts and get none.
     big_k = counts.pop() if len(counts) == 1 else 0
     curve: dict[int, float] = {}
+    passes: dict[int, float] = {}
     if big_k and graded:
         for k in ks_for(big_k):
-            values = []
+            values, any_right = [], []
             for s, rows in zip(solutions, voted):
                 if s["correct"] is None:
                     continue
                 rows = rows[:big_k]
                 right = {x["answer"] for x in rows if x["correct"] and x["answer"] is not None}
                 values.append(maj_at_k([x["answer"] for x in rows], right, k))
+                any_right.append(pass_at_k(big_k, sum(bool(x["correct"]) for x in rows), k))
             curve[k] = sum(values) / len(values)
+            passes[k] = sum(any_right) / len(any_right)
     n = len(solutions) or 1
     metrics = RunMetrics(
         problems=len(solutions),
         accuracy=_mean([float(s["correct"]) for s in graded]),
         greedy_accuracy=_mean([float(g) for g in greedy]),
         maj_at_k=curve,
+        pass_at_k=passes,
         completion_tokens_per_problem=sum(x["completion_tokens"] for x in all_samples) / n,
         prompt_tokens_per_problem=sum(_prompt_tokens(s["samples"]) for s in solutions) / n,
         seconds_per_problem=sum(x["seconds"] for x in all_samples) / n,
@@ -105,19 +117,26 @@ def compute(solutions: list[dict[str, Any]], step: str = "sample") -> RunMetrics
         voted_samples_per_problem=sum(len(v) for v in voted) / n,
         extraction_failure_rate=_mean([float(x["answer"] is None) for x in all_samples]) or 0.0,
     )
-    levels: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for s in solutions:
-        if "level" in s["metadata"]:
-            levels[str(s["metadata"]["level"])].append(s)
-    if len(levels) > 1:
-        for level, group in sorted(levels.items()):
-            sub = compute(group, step)
-            metrics.by_level[level] = {
-                "problems": sub.problems,
-                "accuracy": sub.accuracy,
-                "greedy_accuracy": sub.greedy_accuracy,
-            }
+    statuses = [x["detail"].split(":", 1)[0] for x in all_samples if x.get("detail")]
+    metrics.grade_statuses = dict(sorted(Counter(statuses).items(), key=lambda item: -item[1]))
+    metrics.by_level = _breakdown(solutions, "level", step)
+    metrics.by_subject = _breakdown(solutions, "subject", step)
     return metrics
+
+
+def _breakdown(solutions: list[dict[str, Any]], key: str, step: str) -> dict[str, dict[str, Any]]:
+    """Accuracy per value of a problem metadata field (MATH's level and subject), when it has several."""
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for s in solutions:
+        if key in s["metadata"]:
+            groups[str(s["metadata"][key])].append(s)
+    if len(groups) < 2:
+        return {}
+    table = {}
+    for value, group in sorted(groups.items()):
+        sub = compute(group, step)
+        table[value] = {"problems": sub.problems, "accuracy": sub.accuracy, "greedy_accuracy": sub.greedy_accuracy}
+    return table
 
 
 @dataclass

@@ -47,6 +47,7 @@ def sample_step(
     """n completions per problem for one step, each with its extracted answer and grade."""
     prompts = [Prompt(content=task.format_prompt(p), problem_id=p.id, step=step) for p in problems]
     outputs = engine.generate(prompts, n, sampling)
+    prefetch_grades(task, [(p, task.extract(c.text)) for p, completions in zip(problems, outputs) for c in completions])
     return [records_for(task, p, step, range(n), completions) for p, completions in zip(problems, outputs)]
 
 
@@ -55,8 +56,10 @@ def records_for(
 ) -> list[SampleRecord]:
     """Completions as SampleRecords: the answer extracted and graded, tokens and seconds kept."""
     records = []
-    for index, completion in zip(sample_ids, completions):
-        answer = task.extract(completion.text)
+    answers = [task.extract(c.text) for c in completions]
+    prefetch_grades(task, [(problem, a) for a in answers])
+    explain = getattr(task, "grade_detail", None)
+    for index, completion, answer in zip(sample_ids, completions, answers):
         records.append(
             SampleRecord(
                 step=step,
@@ -67,6 +70,14 @@ def records_for(
                 completion_tokens=completion.completion_tokens,
                 prompt_tokens=completion.prompt_tokens,
                 seconds=completion.seconds,
+                detail=explain(problem, answer) if explain is not None else None,
             )
         )
     return records
+
+
+def prefetch_grades(task: Task, pairs: Sequence[tuple[Problem, str | None]]) -> None:
+    """Lets a task whose grading is slow (code run in the sandbox) grade a whole batch in parallel first."""
+    grade_many = getattr(task, "grade_many", None)
+    if grade_many is not None and pairs:
+        grade_many(pairs)

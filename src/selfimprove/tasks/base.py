@@ -39,7 +39,13 @@ class Task(Protocol):
 
 registry: Registry[Task] = Registry(
     "task",
-    builtins=("selfimprove.tasks.arithmetic", "selfimprove.tasks.gsm8k"),
+    builtins=(
+        "selfimprove.tasks.arithmetic",
+        "selfimprove.tasks.gsm8k",
+        "selfimprove.tasks.mathematics",
+        "selfimprove.tasks.mbpp",
+        "selfimprove.tasks.humaneval",
+    ),
 )
 get = registry.get
 names = registry.names

@@ -7,7 +7,6 @@ chain-of-thought exemplars come from the train split (the file given as `fewshot
 
 from __future__ import annotations
 
-import hashlib
 import random
 import re
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from selfimprove.core.errors import ConfigError, DataError
 from selfimprove.core.types import Problem
 from selfimprove.grading.numeric import canonical_number
 from selfimprove.tasks.base import NumericAnswers, registry
-from selfimprove.tasks.jsonl import read_jsonl, require_str
+from selfimprove.tasks.jsonl import identify_source, read_jsonl, require_str
 from selfimprove.tasks.prompting import FEW_SHOT_STOP, few_shot_prompt
 
 _CALCULATOR = re.compile(r"<<[^>]*>>")
@@ -77,16 +76,6 @@ def _load_hub(name: str, split: str) -> list[Problem]:
     return problems
 
 
-def _identify(source: str | None) -> str | None:
-    """`name@sha256-prefix` for a local file; the name itself for a hub dataset or None."""
-    if source is None:
-        return None
-    path = Path(source).expanduser()
-    if not path.is_file():
-        return source
-    return f"{path.name}@{hashlib.sha256(path.read_bytes()).hexdigest()[:16]}"
-
-
 @registry.register("gsm8k")
 class GSM8KTask(NumericAnswers):
     """`data`: a local JSONL file (or a hub dataset name); `fewshot`: the train file exemplars come from."""
@@ -112,8 +101,8 @@ class GSM8KTask(NumericAnswers):
         """Files are identified by content too, so an edited dataset starts a new run."""
         return {
             "task": self.name,
-            "data": _identify(self.data),
-            "fewshot": _identify(self.fewshot),
+            "data": identify_source(self.data),
+            "fewshot": identify_source(self.fewshot),
             "shots": self.shots,
             "seed": self.seed,
         }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,3 +37,41 @@ def require_str(record: dict[str, Any], field: str, path: str | Path, line: int)
     if not isinstance(value, str) or not value.strip():
         raise DataError(path, f"expected a non-empty string, got {value!r:.60}", line=line, field=field)
     return value
+
+
+def identify_source(source: str | None) -> str | None:
+    """`name@sha256-prefix` for a local file, so that an edited dataset starts a new run; a hub name as is."""
+    if source is None:
+        return None
+    path = Path(source).expanduser()
+    if not path.is_file():
+        return source
+    return f"{path.name}@{hashlib.sha256(path.read_bytes()).hexdigest()[:16]}"
+
+
+def is_hub_name(source: str) -> bool:
+    """`owner/name` that is not a local path: loaded with Hugging Face `datasets` when the hub is reachable."""
+    path = Path(source).expanduser()
+    return (
+        not path.exists()
+        and source.count("/") == 1
+        and not source.startswith((".", "/", "~"))
+        and not source.endswith((".jsonl", ".json", ".txt"))
+    )
+
+
+def read_records(source: str | Path, split: str = "test", config: str | None = None) -> Iterator[tuple[int, dict]]:
+    """(line or row number, record) from a local JSONL file, or from a hub dataset's split."""
+    if isinstance(source, Path) or not is_hub_name(source):
+        yield from read_jsonl(Path(source).expanduser())
+        return
+    try:
+        import datasets
+    except ImportError:
+        raise DataError(source, "is not a local file; loading it from the hub needs `pip install datasets`") from None
+    try:
+        rows = datasets.load_dataset(source, config, split=split)
+    except Exception as exc:  # datasets raises many unrelated types for "not reachable"
+        raise DataError(source, f"could not load split {split!r} from the Hugging Face hub: {exc}") from exc
+    for index, row in enumerate(rows, start=1):
+        yield index, dict(row)
