@@ -86,7 +86,10 @@ class HumanEvalTask(ProgramGrading):
 
     def program(self, problem: Problem, code: str) -> str:
         entry = problem.metadata["entry_point"]
-        redefines = re.search(rf"^def\s+{re.escape(entry)}\s*\(", code, re.MULTILINE)
-        # A whole redefinition follows the prompt (which stays for its imports); a body continues it.
-        body = f"\n{code}\n" if redefines else code
-        return f"{problem.question}{body}\n\n{problem.metadata['test']}\n\ncheck({entry})\n"
+        definition = re.compile(rf"^def\s+{re.escape(entry)}\s*\(", re.MULTILINE)
+        prompt = problem.question
+        if definition.search(code):
+            # A whole redefinition replaces the prompt's unfinished one; what precedes it (imports, helpers) stays.
+            found = definition.search(prompt)
+            prompt = (prompt[: found.start()] if found else prompt) + "\n"
+        return f"{prompt}{code}\n\n{problem.metadata['test']}\n\ncheck({entry})\n"
