@@ -32,7 +32,7 @@ def load_humaneval(path: str | Path, split: str = "test") -> list[Problem]:
             Problem(
                 id=task_id,
                 question=prompt,
-                reference=record.get("canonical_solution") if isinstance(record.get("canonical_solution"), str) else None,
+                reference=solution if isinstance(solution := record.get("canonical_solution"), str) else None,
                 metadata={
                     "test": require_str(record, "test", path, line),
                     "entry_point": require_str(record, "entry_point", path, line).strip(),

@@ -61,7 +61,8 @@ def load_math(path: str | Path, split: str = "test") -> list[Problem]:
         if not isinstance(answer, str) or not answer.strip():
             answer = last_boxed(solution)
             if answer is None:
-                raise DataError(path, "no 'answer' field and no \\boxed{} answer in the solution", line=line, field="solution")
+                why = "no 'answer' field and no \\boxed{} answer in the solution"
+                raise DataError(path, why, line=line, field="solution")
         metadata: dict = {"solution": solution, "line": line}
         level = _level(record.get("level"), path, line)
         if level is not None:
@@ -89,9 +90,7 @@ class MathTask:
     name = "math"
     stop = FEW_SHOT_STOP
 
-    def __init__(
-        self, data: str | None = None, fewshot: str | None = None, shots: int = 4, level: str | None = None
-    ):
+    def __init__(self, data: str | None = None, fewshot: str | None = None, shots: int = 4, level: str | None = None):
         if data is None:
             raise ConfigError("task 'math' needs --data PATH to a MATH or MATH-500 JSONL file (problem, solution)")
         self.data, self.fewshot, self.shots = data, fewshot, int(shots)
