@@ -47,7 +47,7 @@ def sample_step(
     """n completions per problem for one step, each with its extracted answer and grade."""
     prompts = [Prompt(content=task.format_prompt(p), problem_id=p.id, step=step) for p in problems]
     outputs = engine.generate(prompts, n, sampling)
-    prefetch_grades(task, [(p, task.extract(c.text)) for p, completions in zip(problems, outputs) for c in completions])
+    prefetch_grades(task, [(p, extract_answer(task, p, c.text)) for p, row in zip(problems, outputs) for c in row])
     return [records_for(task, p, step, range(n), completions) for p, completions in zip(problems, outputs)]
 
 
@@ -56,7 +56,7 @@ def records_for(
 ) -> list[SampleRecord]:
     """Completions as SampleRecords: the answer extracted and graded, tokens and seconds kept."""
     records = []
-    answers = [task.extract(c.text) for c in completions]
+    answers = [extract_answer(task, problem, c.text) for c in completions]
     prefetch_grades(task, [(problem, a) for a in answers])
     explain = getattr(task, "grade_detail", None)
     for index, completion, answer in zip(sample_ids, completions, answers):
@@ -74,6 +74,12 @@ def records_for(
             )
         )
     return records
+
+
+def extract_answer(task: Task, problem: Problem, text: str) -> str | None:
+    """The task's answer in `text`; a task whose answers depend on the problem (its options) has `extract_for`."""
+    extract_for = getattr(task, "extract_for", None)
+    return extract_for(problem, text) if extract_for is not None else task.extract(text)
 
 
 def prefetch_grades(task: Task, pairs: Sequence[tuple[Problem, str | None]]) -> None:

@@ -25,7 +25,11 @@ class Task(Protocol):
     def format_prompt(self, problem: Problem) -> PromptContent: ...
 
     def extract(self, text: str) -> str | None:
-        """The answer stated in `text`, canonicalised; None when there is none (it then casts no vote)."""
+        """The answer stated in `text`, canonicalised; None when there is none (it then casts no vote).
+
+        Optional methods a task may add: `extract_for(problem, text)` when answers depend on the
+        problem (multiple-choice option texts), `grade_many(pairs)` to grade a batch in parallel
+        first, `grade_detail(problem, answer)` to say how a grade came about (stored per sample)."""
         ...
 
     def grade(self, problem: Problem, answer: str | None) -> bool | None:
@@ -45,6 +49,7 @@ registry: Registry[Task] = Registry(
         "selfimprove.tasks.mathematics",
         "selfimprove.tasks.mbpp",
         "selfimprove.tasks.humaneval",
+        "selfimprove.tasks.multiple_choice",
     ),
 )
 get = registry.get
