@@ -128,3 +128,31 @@ def test_runs_store_pass_at_k_and_sandbox_statuses(tmp_path):
 
     greedy = runner.execute(task, ChainOfThought(), ScriptedEngine(reply), store, limit=3, show_progress=False)
     assert metrics.compute(store.solutions(greedy.run_id)).accuracy == 1.0
+
+
+@needs_data
+def test_grade_command_reports_pass_at_k_statuses_and_writes_results(tmp_path):
+    from typer.testing import CliRunner
+
+    from selfimprove.cli import app
+
+    rows = [json.loads(line) for line in (MBPP / "mbpp_validation.jsonl").read_text().splitlines()[:2]]
+    completions = tmp_path / "samples.jsonl"
+    with completions.open("w") as out:
+        for row in rows:
+            out.write(json.dumps({"task_id": row["task_id"], "completion": row["code"]}) + "\n")
+            out.write(json.dumps({"task_id": row["task_id"], "completion": "```python\nraise ValueError\n```"}) + "\n")
+    results = tmp_path / "results.jsonl"
+    args = ["grade", "--task", "mbpp", "--data", str(MBPP / "mbpp_validation.jsonl"), "--completions"]
+    outcome = CliRunner().invoke(app, [*args, str(completions), "-o", str(results), "--no-progress"])
+    assert outcome.exit_code == 0, outcome.output
+    text = " ".join(outcome.output.replace("│", " ").split())
+    assert "problems graded 2 of 90" in text and "pass@1 50.0%" in text and "pass@2 100.0%" in text
+    assert "passed 2" in text and "error 2" in text
+    written = [json.loads(line) for line in results.read_text().splitlines()]
+    assert [r["passed"] for r in written] == [True, False, True, False]
+    assert written[1]["result"].startswith("error: ValueError")
+
+    completions.write_text(json.dumps({"task_id": 1, "completion": "x"}) + "\n")
+    outcome = CliRunner().invoke(app, [*args, str(completions), "--no-progress"])
+    assert outcome.exit_code == 2 and "samples.jsonl:1" in outcome.output and "task_id" in outcome.output

@@ -219,6 +219,47 @@ def compare(
     _guard(work)
 
 
+@app.command()
+def grade(
+    task: str = typer.Option(..., help="Task name: " + ", ".join(tasks.names())),
+    data: str | None = typer.Option(None, help="The task's dataset file (its test problems)."),
+    completions: Path = typer.Option(..., help="JSONL of {task_id, completion}; several rows per task for pass@k."),
+    k: str | None = typer.Option(None, help="pass@k values to report, e.g. 1,10,100 (default 1, 2, 4, ... up to n)."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write each completion's result here (JSONL)."),
+    task_option: list[str] = typer.Option([], "--task-option", "-O", help="Extra task setting KEY=VALUE."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Grade completions made elsewhere and print pass@k with the count of each outcome."""
+
+    def work() -> None:
+        import json
+
+        from rich.progress import Progress
+
+        from selfimprove.reports.console import grade_table
+        from selfimprove.runs.external import grade_file
+
+        the_task = build("task", tasks.get(task), task, {"data": data, **parse_options(task_option, "--task-option")})
+        sandbox = getattr(the_task, "_sandbox", None)
+        if sandbox is not None:
+            for gap in sandbox().isolation.gaps():
+                console.print(f"[yellow]sandbox: {gap}[/yellow]")
+        wanted = [int(x) for x in k.split(",")] if k else None
+        rows = sum(1 for line in completions.open(encoding="utf-8") if line.strip()) if completions.is_file() else 0
+        with Progress(disable=not progress, console=console) as bar:
+            handle = bar.add_task("grading", total=rows)
+            report = grade_file(the_task, completions, wanted, lambda done: bar.update(handle, completed=done))
+        console.print(grade_table(str(completions), report))
+        if output is not None:
+            with output.open("w", encoding="utf-8") as out:
+                for r in report.results:
+                    row = {"task_id": r.task_id, "line": r.line, "passed": r.passed, "result": r.detail}
+                    out.write(json.dumps(row) + "\n")
+            console.print(f"wrote {output}")
+
+    _guard(work)
+
+
 @app.command("list")
 def list_names() -> None:
     """List the registered tasks, strategies and engines."""

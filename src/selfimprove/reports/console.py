@@ -111,3 +111,18 @@ def comparison_table(a_id: str, b_id: str, c) -> Table:
     table.add_row("A right, B wrong (lost)", str(c.b_losses))
     table.add_row("both right / both wrong", f"{c.both_right} / {c.both_wrong}")
     return table
+
+
+def grade_table(source: str, report) -> Table:
+    """A GradeReport: pass@k, problems and samples, and how many completions ended in each outcome."""
+    table = Table(title=f"graded {source}", header_style="bold")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_row("problems graded", f"{report.problems_graded} of {report.problems_total}")
+    fewest, most = min(report.samples_per_problem.values()), max(report.samples_per_problem.values())
+    table.add_row("completions / problem", str(fewest) if fewest == most else f"{fewest}–{most}")
+    for k, value in report.pass_at_k.items():
+        table.add_row(f"pass@{k}", _pct(value))
+    for status, count in report.statuses.items():
+        table.add_row(f"  {status}", str(count))
+    return table
