@@ -30,6 +30,8 @@ def test_extract_falls_back_to_the_answer_is():
     assert extract_math_answer("Adding them, the answer is $\\frac{3}{4}$.\nQuestion: next") == "\\frac{3}{4}"
     assert extract_math_answer("The answer is 12.") == "12"
     assert extract_math_answer("no final answer here") is None
+    assert extract_math_answer("The height is $h = 3.4$ cm.") == "3.4"
+    assert extract_math_answer("So $x$ is $\\frac{1}{2}$.") == "\\frac{1}{2}"
 
 
 @pytest.mark.parametrize(

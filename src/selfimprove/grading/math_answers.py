@@ -1,7 +1,8 @@
 """Final answers of competition mathematics: extraction from LaTeX and grading by equivalence.
 
 Extraction takes the last `\\boxed{...}` (braces nested to any depth; `\\fbox` too), else the
-last "The answer is ...". Grading uses `math-verify` (Hugging Face): both sides are parsed
+last "The answer is ...", else the right-hand side of the last inline `$...$` formula.
+Grading uses `math-verify` (Hugging Face): both sides are parsed
 into sympy and compared symbolically and numerically, so `\\frac{1}{2}` equals `0.5`,
 `(3,\\frac{\\pi}{2})` equals `\\left( 3, \\frac{\\pi}{2} \\right)`, `90^\\circ` equals `90`.
 Plain text answers (`\\text{Evelyn}`) fall back to a normalised string comparison.
@@ -19,6 +20,7 @@ from math_verify import parse, verify
 
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*")
 _WORDS = re.compile(r"(?:\\text\{[^{}]*\}|[A-Za-z]{2,}(?: [A-Za-z]+)*)")
+_INLINE_MATH = re.compile(r"(?<!\$)\$([^$]+)\$(?!\$)")
 _ANSWER_IS = re.compile(r"answer is[:\s]*(.+?)(?:\.\s|\.?$|\n)", re.IGNORECASE | re.MULTILINE)
 
 
@@ -60,6 +62,10 @@ def extract_math_answer(text: str) -> str | None:
     if stated:
         answer = stated[-1].strip().strip("$").strip()
         return answer.rstrip(".").strip() or None
+    inline = _INLINE_MATH.findall(text)
+    if inline:  # a model that ends with "... so $h = 3.4$": the right-hand side of the last inline formula
+        answer = inline[-1].rsplit("=", 1)[-1].strip().rstrip(".,").strip()
+        return answer or None
     return None
 
 
