@@ -120,6 +120,10 @@ def _breakdowns(views: list[RunView]) -> list[str]:
     return parts
 
 
+def _pass_at_k(values: dict[int, float]) -> str:
+    return ", ".join(f"@{k} {_pct(v)}" for k, v in values.items()) or "–"
+
+
 def _natural(text: str) -> tuple:
     return (0, float(text), "") if text.replace(".", "", 1).isdigit() else (1, 0.0, text)
 
@@ -153,7 +157,9 @@ def _trace(v: RunView, row: dict[str, Any]) -> str:
         ok = {True: "✓", False: "✗", None: ""}[x["correct"]]
         samples.append(
             f"<details class=sample><summary>{_e(x['step'])} #{x['index']} → {_e(x['answer'])} {ok} "
-            f"<span class=dim>{x['completion_tokens']} tokens</span></summary><pre>{_e(text)}</pre></details>"
+            f"<span class=dim>{x['completion_tokens']} tokens</span>"
+            + (f" <span class=dim>· {_e(x['detail'])}</span>" if x.get("detail") else "")
+            + f"</summary><pre>{_e(text)}</pre></details>"
         )
     votes = ", ".join(f"{_e(a)}: {c}" for a, c in row["votes"].items()) or "–"
     extra = "".join(
@@ -179,7 +185,7 @@ def render(views: list[RunView]) -> str:
         f"<tr><td><code>{_e(v.run_id)}</code></td><td>{_e(v.label)}</td><td>{v.metrics.problems}</td>"
         f"<td><b>{_pct(v.metrics.accuracy)}</b>"
         + (f" <span class=dim>[{_pct(v.interval[0])}, {_pct(v.interval[1])}]</span>" if v.interval else "")
-        + f"</td><td>{_pct(v.metrics.greedy_accuracy)}</td>"
+        + f"</td><td>{_pct(v.metrics.greedy_accuracy)}</td><td>{_pass_at_k(v.metrics.pass_at_k)}</td>"
         f"<td>{_pct(v.metrics.extraction_failure_rate)} <span class=dim>of {v.metrics.samples}</span></td>"
         f"<td>{v.metrics.completion_tokens_per_problem:.0f}</td><td>{v.metrics.seconds_per_problem:.2f}</td></tr>"
         for v in views
@@ -227,7 +233,7 @@ pre {{ white-space: pre-wrap; background: #f7f7f7; padding: .5em; }}
 <p class=dim>Generated {generated}. Everything below is computed from the run store.</p>
 <h2>Summary</h2>
 <table><tr><th>run</th><th>task · strategy · model</th><th>problems</th><th>accuracy [95% bootstrap]</th>
-<th>greedy CoT</th><th>extraction failures</th><th>gen. tokens / problem</th><th>s / problem</th></tr>
+<th>greedy CoT</th><th>pass@k</th><th>extraction failures</th><th>gen. tokens / problem</th><th>s / problem</th></tr>
 {summary}</table>
 {configs}
 <h2>Curves</h2>{figures}
