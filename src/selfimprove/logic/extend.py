@@ -99,15 +99,11 @@ def entails(premises, rule: Implication, symbols: dict[str, Symbol]) -> bool:
 def extend(theory: Theory, cap: int = 10, max_antecedents: int = 3) -> Extension:
     """New implications entailed by `theory`: at most `cap`, fewest antecedents first."""
     symbols: dict[str, Symbol] = {}
-    premises = And(
-        *(to_sympy(r, symbols) for r in theory.implications), *(_symbol(f, symbols) for f in theory.facts)
-    )
+    premises = And(*(to_sympy(r, symbols) for r in theory.implications), *(_symbol(f, symbols) for f in theory.facts))
     if not satisfiable(premises):
         return Extension([], consistent=False, candidates=0, rejected=0)
     stated = set(theory.implications)
-    found = sorted(
-        closure(theory.implications, max_antecedents) - stated, key=lambda r: (len(r.antecedents), str(r))
-    )
+    found = sorted(closure(theory.implications, max_antecedents) - stated, key=lambda r: (len(r.antecedents), str(r)))
     derived, rejected = [], 0
     for rule in found:
         if len(derived) >= cap:

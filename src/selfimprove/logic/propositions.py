@@ -12,7 +12,8 @@ The extraction format (what the LLM is asked to write, parsed strictly):
     not D
 
 A symbol is a letter followed by letters or digits; `not`, `~` and `¬` negate; `and`, `&`, `∧`
-join antecedents; `->` and `→` imply; a line with a literal alone states it as a fact. Anything else is a ParseError that names the line.
+join antecedents; `->` and `→` imply; a line with a literal alone states it as a fact.
+Anything else is a ParseError that names the line.
 """
 
 from __future__ import annotations
