@@ -163,13 +163,23 @@ def list_runs(store: Path | None = typer.Option(None, help="Run store file.")) -
 @app.command()
 def show(
     run_id: str = typer.Argument(..., help="Run id or a unique prefix of one."),
+    problem: str | None = typer.Option(None, help="Print this problem's trace (question, answer, LoT, votes)."),
     store: Path | None = typer.Option(None, help="Run store file."),
 ) -> None:
-    """Print a run's metrics, computed from the store."""
+    """Print a run's metrics, computed from the store; with --problem, that problem's whole trace."""
 
     def work() -> None:
         run_store = _store(store)
-        _show(run_store, run_store.find_run(run_id))
+        found = run_store.find_run(run_id)
+        if problem is None:
+            _show(run_store, found)
+            return
+        from selfimprove.reports.console import problem_trace
+
+        rows = [r for r in run_store.solutions(found) if r["problem_id"] == problem]
+        if not rows:
+            raise ConfigError(f"run {found} has no solved problem {problem!r}")
+        console.print(problem_trace(rows[0]))
 
     _guard(work)
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.table import Table
+from rich.text import Text
 
 from selfimprove.runs.metrics import RunMetrics, TurnMetrics
 
@@ -126,3 +127,33 @@ def grade_table(source: str, report) -> Table:
     for status, count in report.statuses.items():
         table.add_row(f"  {status}", str(count))
     return table
+
+
+def problem_trace(row: dict) -> Group:
+    """One solved problem: question, answer and reference, votes, and each part of the trace in `extra`
+    (Logic-of-Thought's propositions, relations, derived expressions and augmented context in sections)."""
+    parts: list = [
+        Text(f"problem {row['problem_id']}", style="bold"),
+        Text(row.get("question") or "(question not stored)"),
+        Text(f"answer {row['answer']!s}  ·  reference {row['reference']!s}  ·  correct {row['correct']}"),
+    ]
+    if row["votes"]:
+        parts.append(Text("votes: " + ", ".join(f"{a}: {c}" for a, c in row["votes"].items())))
+    lot = row["extra"].get("lot")
+    if lot:
+        parts.append(Text(f"Logic-of-Thought: {lot['status']}", style="bold"))
+        for i, attempt in enumerate(lot.get("attempts", [])):
+            parts.append(Text(f"  extraction attempt {i}: {attempt['error'] or 'parsed'}"))
+        for symbol, meaning in lot.get("propositions", {}).items():
+            parts.append(Text(f"  {symbol}: {meaning}"))
+        for title in ("relations", "derived", "added"):
+            if lot.get(title):
+                parts.append(Text(f" {title}:", style="bold"))
+                parts.extend(Text(f"  {item}") for item in lot[title])
+        if lot.get("augmented_context"):
+            parts.append(Text(" augmented context:", style="bold"))
+            parts.append(Text(lot["augmented_context"]))
+    for key, value in row["extra"].items():
+        if key != "lot":
+            parts.append(Text(f"{key}: {value}"))
+    return Group(*parts)

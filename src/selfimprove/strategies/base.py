@@ -7,9 +7,11 @@ store can key them), extracts and grades answers, and returns Solutions with the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, runtime_checkable
 
+from selfimprove.core.errors import ConfigError
 from selfimprove.core.registry import Registry
 from selfimprove.core.types import Completion, Problem, Prompt, SampleRecord, Sampling, Solution
 from selfimprove.engines.base import Engine
@@ -35,10 +37,35 @@ registry: Registry[Strategy] = Registry(
         "selfimprove.strategies.adaptive_consistency",
         "selfimprove.strategies.self_correct",
         "selfimprove.strategies.least_to_most",
+        "selfimprove.strategies.logic_of_thought",
     ),
 )
-get = registry.get
 names = registry.names
+
+
+def get(name: str) -> Callable[..., Strategy]:
+    """A strategy factory; `OUTER+INNER` (e.g. `lot+self-consistency`) wraps INNER in OUTER. The composed
+    factory takes OUTER's own settings and INNER's, so CLI flags and configs reach the right one."""
+    if "+" not in name:
+        factory = registry.get(name)
+        if getattr(factory, "wraps", False):
+            raise ConfigError(f"strategy {name!r} wraps another strategy: name both, e.g. {name}+cot")
+        return factory
+    outer_name, inner_name = name.split("+", 1)
+    outer = registry.get(outer_name)
+    if not getattr(outer, "wraps", False):
+        raise ConfigError(f"strategy {outer_name!r} does not wrap another strategy, so {name!r} means nothing")
+    inner = get(inner_name)
+    own = {k: p for k, p in inspect.signature(outer).parameters.items() if k not in ("inner", "traces")}
+    theirs = {k: p for k, p in inspect.signature(inner).parameters.items() if k not in own}
+
+    def composed(**settings: Any) -> Strategy:
+        mine = {k: settings.pop(k) for k in list(settings) if k in own}
+        return outer(inner=inner(**settings), **mine)
+
+    parameters = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in (*own.values(), *theirs.values())]
+    composed.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    return composed
 
 
 def sample_step(
