@@ -50,3 +50,18 @@ def test_proofwriter_and_math(tmp_path):
     out, graded = run(tmp_path, "math", "math500/math500_dev100.jsonl", "--strategy", "cot", "--limit", "2",
                       "--max-tokens", "64")  # fmt: skip
     assert graded == 4 and "cot accuracy" in out
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data not present")
+def test_logic_of_thought_on_proofwriter(tmp_path):
+    out, graded = run(tmp_path, "proofwriter", "proofwriter/dev.jsonl", "--strategy", "lot+cot", "--limit", "2",
+                      "--max-tokens", "48", "-S", "lot_retries=1")  # fmt: skip
+    assert graded == 2 and "lot+cot accuracy" in out
+    store = str(tmp_path / "s.sqlite")
+    run_id = sqlite3.connect(store).execute("SELECT run_id FROM runs").fetchone()[0]
+    problem = sqlite3.connect(store).execute("SELECT problem_id FROM solutions").fetchone()[0]
+    shown = subprocess.run(
+        [sys.executable, "-m", "selfimprove.cli", "show", run_id, "--problem", problem, "--store", store],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert shown.returncode == 0 and "Logic-of-Thought:" in shown.stdout
