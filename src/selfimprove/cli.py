@@ -250,7 +250,7 @@ def grade(
         from selfimprove.runs.external import grade_file
 
         the_task = build("task", tasks.get(task), task, {"data": data, **parse_options(task_option, "--task-option")})
-        sandbox = getattr(the_task, "_sandbox", None)
+        sandbox = getattr(the_task, "sandbox", None)
         if sandbox is not None:
             for gap in sandbox().isolation.gaps():
                 console.print(f"[yellow]sandbox: {gap}[/yellow]")

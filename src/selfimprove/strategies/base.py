@@ -56,7 +56,7 @@ def get(name: str) -> Callable[..., Strategy]:
     if not getattr(outer, "wraps", False):
         raise ConfigError(f"strategy {outer_name!r} does not wrap another strategy, so {name!r} means nothing")
     inner = get(inner_name)
-    own = {k: p for k, p in inspect.signature(outer).parameters.items() if k not in ("inner", "traces")}
+    own = {k: p for k, p in inspect.signature(outer).parameters.items() if k != "inner"}
     theirs = {k: p for k, p in inspect.signature(inner).parameters.items() if k not in own}
 
     def composed(**settings: Any) -> Strategy:
@@ -74,17 +74,29 @@ def sample_step(
     """n completions per problem for one step, each with its extracted answer and grade."""
     prompts = [Prompt(content=task.format_prompt(p), problem_id=p.id, step=step) for p in problems]
     outputs = engine.generate(prompts, n, sampling)
-    prefetch_grades(task, [(p, extract_answer(task, p, c.text)) for p, row in zip(problems, outputs) for c in row])
-    return [records_for(task, p, step, range(n), completions) for p, completions in zip(problems, outputs)]
+    answers = [[extract_answer(task, p, c.text) for c in row] for p, row in zip(problems, outputs)]
+    # One parallel batch across all problems (a code task runs them in the sandbox's worker pool).
+    prefetch_grades(task, [(p, a) for p, row in zip(problems, answers) for a in row])
+    return [
+        records_for(task, p, step, range(n), completions, extracted)
+        for p, completions, extracted in zip(problems, outputs, answers)
+    ]
 
 
 def records_for(
-    task: Task, problem: Problem, step: str, sample_ids: Sequence[int], completions: Sequence[Completion]
+    task: Task,
+    problem: Problem,
+    step: str,
+    sample_ids: Sequence[int],
+    completions: Sequence[Completion],
+    answers: Sequence[str | None] | None = None,
 ) -> list[SampleRecord]:
-    """Completions as SampleRecords: the answer extracted and graded, tokens and seconds kept."""
+    """Completions as SampleRecords: the answer extracted (unless `answers` already are) and graded,
+    tokens and seconds kept."""
     records = []
-    answers = [extract_answer(task, problem, c.text) for c in completions]
-    prefetch_grades(task, [(problem, a) for a in answers])
+    if answers is None:
+        answers = [extract_answer(task, problem, c.text) for c in completions]
+        prefetch_grades(task, [(problem, a) for a in answers])
     explain = getattr(task, "grade_detail", None)
     for index, completion, answer in zip(sample_ids, completions, answers):
         records.append(

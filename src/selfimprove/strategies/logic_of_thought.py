@@ -15,7 +15,7 @@ The augmented problems then go to the inner strategy (`lot+cot`, `lot+self-consi
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from selfimprove.core.types import Problem, Prompt, Sampling, Solution
@@ -75,7 +75,6 @@ class LogicOfThought:
     lot_max_added: int = 10
     lot_max_tokens: int = 256
     lot_max_antecedents: int = 3
-    traces: dict[str, dict] = field(default_factory=dict, repr=False)
 
     wraps = True
 

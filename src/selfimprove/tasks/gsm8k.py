@@ -16,7 +16,7 @@ from selfimprove.core.errors import ConfigError, DataError
 from selfimprove.core.types import Problem
 from selfimprove.grading.numeric import canonical_number
 from selfimprove.tasks.base import NumericAnswers, registry
-from selfimprove.tasks.jsonl import identify_source, read_jsonl, require_str
+from selfimprove.tasks.jsonl import file_beside, identify_source, read_records, require_str
 from selfimprove.tasks.prompting import FEW_SHOT_STOP, few_shot_prompt
 
 _CALCULATOR = re.compile(r"<<[^>]*>>")
@@ -33,44 +33,18 @@ def parse_gsm8k_answer(answer: str, path: str | Path, line: int) -> tuple[str, s
     return _CALCULATOR.sub("", work).strip(), number
 
 
-def load_gsm8k(path: str | Path) -> list[Problem]:
-    """Every problem of a GSM8K JSONL file; ids are `<file stem>-<line>`."""
+def load_gsm8k(path: str | Path, split: str = "test") -> list[Problem]:
+    """Every problem of a GSM8K JSONL file (or hub dataset, config `main`); ids are `<file stem>-<line>`."""
     problems = []
-    for line, record in read_jsonl(path):
+    for line, record in read_records(path, split, config="main"):
         question = require_str(record, "question", path, line)
         solution, number = parse_gsm8k_answer(require_str(record, "answer", path, line), path, line)
         problems.append(
             Problem(
-                id=f"{Path(path).stem}-{line}",
+                id=f"{Path(str(path)).stem}-{line}",
                 question=question.strip(),
                 reference=number,
                 metadata={"solution": solution, "line": line},
-            )
-        )
-    return problems
-
-
-def _load_hub(name: str, split: str) -> list[Problem]:
-    """A Hugging Face dataset with GSM8K's fields, when the hub is reachable."""
-    try:
-        import datasets
-    except ImportError:
-        raise ConfigError(
-            f"{name!r} is not a local file, and loading it from the hub needs `pip install datasets`"
-        ) from None
-    try:
-        rows = datasets.load_dataset(name, "main", split=split)
-    except Exception as exc:  # datasets raises many unrelated types for "not reachable"
-        raise ConfigError(f"could not load dataset {name!r} split {split!r} from the hub: {exc}") from exc
-    problems = []
-    for index, row in enumerate(rows, start=1):
-        solution, number = parse_gsm8k_answer(row["answer"], f"{name}[{split}]", index)
-        problems.append(
-            Problem(
-                id=f"{split}-{index}",
-                question=row["question"].strip(),
-                reference=number,
-                metadata={"solution": solution},
             )
         )
     return problems
@@ -88,14 +62,9 @@ class GSM8KTask(NumericAnswers):
             raise ConfigError("task 'gsm8k' needs --data PATH to a GSM8K JSONL file (question, answer '... #### N')")
         self.data = data
         self.shots, self.seed = int(shots), int(seed)
-        self.fewshot = fewshot or self._default_fewshot(data)
+        self.fewshot = fewshot or file_beside(data, "train.jsonl")
         self._cache: dict[str, list[Problem]] = {}
         self._exemplars: list[Problem] | None = None
-
-    @staticmethod
-    def _default_fewshot(data: str) -> str | None:
-        beside = Path(data).expanduser().parent / "train.jsonl"
-        return str(beside) if Path(data).expanduser().is_file() and beside.is_file() else None
 
     def describe(self) -> dict:
         """Files are identified by content too, so an edited dataset starts a new run."""
@@ -109,11 +78,7 @@ class GSM8KTask(NumericAnswers):
 
     def _load(self, source: str, split: str) -> list[Problem]:
         if source not in self._cache:
-            path = Path(source).expanduser()
-            if path.exists() or "/" not in source or source.endswith(".jsonl"):
-                self._cache[source] = load_gsm8k(path)
-            else:
-                self._cache[source] = _load_hub(source, split)
+            self._cache[source] = load_gsm8k(source, split)
         return self._cache[source]
 
     def problems(self, split: str = "test", limit: int | None = None) -> Iterator[Problem]:

@@ -75,3 +75,16 @@ def read_records(source: str | Path, split: str = "test", config: str | None = N
         raise DataError(source, f"could not load split {split!r} from the Hugging Face hub: {exc}") from exc
     for index, row in enumerate(rows, start=1):
         yield index, dict(row)
+
+
+def file_beside(data: str, *names: str) -> str | None:
+    """The first of `names` that exists in the folder of the local file `data`. It may be `data` itself:
+    every task leaves the evaluated problem out of its own prompt."""
+    path = Path(data).expanduser()
+    if not path.is_file():
+        return None
+    for name in names:
+        candidate = path.parent / name
+        if candidate.is_file():
+            return str(candidate)
+    return None

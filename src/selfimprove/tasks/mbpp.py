@@ -17,7 +17,7 @@ from selfimprove.core.errors import ConfigError, DataError
 from selfimprove.core.types import Problem
 from selfimprove.grading.code import extract_program
 from selfimprove.tasks.base import registry
-from selfimprove.tasks.jsonl import identify_source, is_hub_name, read_records, require_str
+from selfimprove.tasks.jsonl import file_beside, identify_source, is_hub_name, read_records, require_str
 from selfimprove.tasks.programs import ProgramGrading, sandbox_limits
 
 EXEMPLAR_IDS = (2, 3, 4)
@@ -97,8 +97,8 @@ class MBPPTask(ProgramGrading):
             raise ConfigError("task 'mbpp' needs --data PATH to an MBPP JSONL file (task_id, text, code, test_list)")
         self.data = data
         hub = is_hub_name(data)  # the hub dataset has all the splits
-        self.fewshot = fewshot or (data if hub else _beside(data, "mbpp_prompt.jsonl"))
-        self.train = train or (data if hub else _beside(data, "mbpp_train.jsonl"))
+        self.fewshot = fewshot or (data if hub else file_beside(data, "mbpp_prompt.jsonl"))
+        self.train = train or (data if hub else file_beside(data, "mbpp_train.jsonl"))
         self.shots = int(shots)
         self.challenge = str(challenge).lower() in ("1", "true", "yes")
         self.limits = sandbox_limits(timeout, cpu_seconds, memory_mb)
@@ -145,9 +145,3 @@ class MBPPTask(ProgramGrading):
         tests = problem.metadata["tests"] + (problem.metadata["challenge_tests"] if self.challenge else [])
         # The setup builds the tests' inputs and may use the solution's classes (task 927), so it comes after.
         return f"{code}\n\n{problem.metadata['setup']}\n" + "\n".join(tests) + "\n"
-
-
-def _beside(data: str, name: str) -> str | None:
-    path = Path(data).expanduser()
-    candidate = path.parent / name
-    return str(candidate) if path.is_file() and candidate.is_file() and candidate != path else None

@@ -22,7 +22,7 @@ from selfimprove.core.errors import ConfigError, DataError
 from selfimprove.core.types import Problem
 from selfimprove.grading.choices import extract_choice, split_option
 from selfimprove.tasks.base import registry
-from selfimprove.tasks.jsonl import identify_source, read_records, require_str
+from selfimprove.tasks.jsonl import file_beside, identify_source, read_records, require_str
 from selfimprove.tasks.prompting import FEW_SHOT_STOP
 
 FOLIO_LABELS = {"true": "A", "false": "B", "uncertain": "C", "unknown": "C"}
@@ -153,17 +153,9 @@ class MultipleChoiceTask:
         if data is None:
             raise ConfigError(f"task {self.name!r} needs --data PATH to its dataset file")
         self.data = data
-        self.fewshot = fewshot if fewshot is not None else self._beside(data)
+        self.fewshot = fewshot if fewshot is not None else file_beside(data, *self.train_names)
         self.shots, self.seed = int(shots), int(seed)
         self._cache: dict[str, list[Problem]] = {}
-
-    def _beside(self, data: str) -> str | None:
-        path = Path(data).expanduser()
-        for name in self.train_names:
-            candidate = path.parent / name
-            if path.is_file() and candidate.is_file() and candidate.resolve() != path.resolve():
-                return str(candidate)
-        return None
 
     def load(self, source: str, split: str) -> list[Problem]:
         return load_logic_lm(source, split)

@@ -28,7 +28,7 @@ class ProgramGrading:
     def program(self, problem: Problem, code: str) -> str:
         raise NotImplementedError
 
-    def _sandbox(self) -> Sandbox:
+    def sandbox(self) -> Sandbox:
         if getattr(self, "_the_sandbox", None) is None:
             self._the_sandbox = Sandbox(self.limits, self.workers)
             self._outcomes: dict[tuple[str, str], SandboxResult] = {}
@@ -36,7 +36,7 @@ class ProgramGrading:
 
     def grade_many(self, pairs: Sequence[tuple[Problem, str | None]]) -> None:
         """Runs every not yet graded (problem, code) pair, in parallel; `grade` then reads the cache."""
-        sandbox = self._sandbox()
+        sandbox = self.sandbox()
         todo = {(p.id, code): self.program(p, code) for p, code in pairs if code is not None}
         todo = {key: source for key, source in todo.items() if key not in self._outcomes}
         keys = list(todo)
@@ -47,7 +47,7 @@ class ProgramGrading:
         """The sandbox result of this code on this problem (run now if it was not yet); None without code."""
         if code is None:
             return None
-        sandbox = self._sandbox()
+        sandbox = self.sandbox()
         key = (problem.id, code)
         if key not in self._outcomes:
             self._outcomes[key] = sandbox.run(self.program(problem, code))
