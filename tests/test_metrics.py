@@ -84,3 +84,21 @@ def test_turn_metrics_by_hand():
     assert m.accuracy == [0.5, 0.5]
     assert m.incorrect_to_correct == [0.25] and m.correct_to_incorrect == [0.25]
     assert turn_metrics([{"extra": {}}]) is None
+
+
+def test_extraction_failures_leave_out_auxiliary_steps():
+    # An extraction, a decomposition, a partial step and a rating carry no answer by design; only the
+    # answering samples (greedy, a finished tree leaf) count: one of those three has no answer.
+    row = _solution(
+        True,
+        [
+            ("lot-extract-0", None, None),
+            ("decompose", None, None),
+            ("tot-expand-0", None, None),
+            ("tot-value-1", None, None),
+            ("greedy", "1", True),
+            ("tot-finish-2", None, False),
+            ("sub1", "4", None),
+        ],
+    )
+    assert compute([row]).extraction_failure_rate == pytest.approx(1 / 3)

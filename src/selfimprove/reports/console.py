@@ -153,7 +153,44 @@ def problem_trace(row: dict) -> Group:
         if lot.get("augmented_context"):
             parts.append(Text(" augmented context:", style="bold"))
             parts.append(Text(lot["augmented_context"]))
+    if row["extra"].get("tree"):
+        parts.extend(tree_lines(row["extra"]["tree"]))
     for key, value in row["extra"].items():
-        if key != "lot":
+        if key not in ("lot", "tree"):
             parts.append(Text(f"{key}: {value}"))
     return Group(*parts)
+
+
+def tree_lines(tree: dict) -> list[Text]:
+    """A tree-of-thoughts search as an indented outline: each step with its value and ratings, what was kept,
+    which leaves answered what, and the path to the best leaf marked with *."""
+    nodes = {n["id"]: n for n in tree["nodes"]}
+    on_path: set[int] = set()
+    cursor = tree.get("best")
+    while cursor is not None:
+        on_path.add(cursor)
+        cursor = nodes[cursor]["parent"]
+    children: dict[int | None, list[dict]] = {}
+    for node in tree["nodes"]:
+        children.setdefault(node["parent"], []).append(node)
+    best = nodes.get(tree.get("best"))
+    header = f"Tree of thoughts: {len(nodes) - 1} steps"
+    if best is not None:
+        header += f", best leaf #{best['id']} answers {best['answer']!s}"
+    lines = [Text(header, style="bold")]
+
+    def walk(node: dict, indent: int) -> None:
+        mark = "*" if node["id"] in on_path else " "
+        value = "" if node["value"] is None else f" v={node['value']:g} ({'/'.join(r or '?' for r in node['ratings'])})"
+        if node["final"]:
+            grade = "ungraded" if node["correct"] is None else "right" if node["correct"] else "wrong"
+            state = f" leaf → {node['answer']!s} ({grade})"
+        else:
+            state = " kept" if node["kept"] else " pruned"
+        lines.append(Text(f"{'  ' * indent}{mark} #{node['id']}{value}{state}: {node['step']}"))
+        for child in children.get(node["id"], []):
+            walk(child, indent + 1)
+
+    for child in children.get(0, []):
+        walk(child, 1)
+    return lines

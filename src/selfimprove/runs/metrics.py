@@ -5,6 +5,10 @@ stored samples of each problem (all C(K, k) subsets when there are at most MAX_E
 otherwise that many random subsets drawn with a fixed seed). Subsets keep sample order, so the
 tie-break is the one the strategy uses (earliest answer wins). maj@1 is mean per-sample accuracy.
 
+Extraction failures count only the samples meant to hold an answer: the auxiliary steps of
+Logic-of-Thought (extraction), least-to-most (decomposition) and tree-of-thoughts (partial
+steps, ratings) are left out; see AUXILIARY_STEP.
+
 pass@k: the chance that at least one of k samples is right, by the unbiased estimator of Chen et
 al. 2021 over the K stored samples (the headline metric of code tasks; an upper bound elsewhere).
 """
@@ -14,6 +18,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
+import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,6 +28,7 @@ from selfimprove.grading.code import pass_at_k
 from selfimprove.strategies.voting import majority_vote
 
 MAX_EXACT_SUBSETS = 2000
+AUXILIARY_STEP = re.compile(r"^(?:lot-extract-|tot-expand-|tot-value-|decompose$)")
 
 
 @dataclass
@@ -115,7 +121,10 @@ def compute(solutions: list[dict[str, Any]], step: str = "sample") -> RunMetrics
         seconds_per_problem=sum(x["seconds"] for x in all_samples) / n,
         samples=len(all_samples),
         voted_samples_per_problem=sum(len(v) for v in voted) / n,
-        extraction_failure_rate=_mean([float(x["answer"] is None) for x in all_samples]) or 0.0,
+        extraction_failure_rate=_mean(
+            [float(x["answer"] is None) for x in all_samples if not AUXILIARY_STEP.match(x["step"])]
+        )
+        or 0.0,
     )
     statuses = [x["detail"].split(":", 1)[0] for x in all_samples if x.get("detail")]
     metrics.grade_statuses = dict(sorted(Counter(statuses).items(), key=lambda item: -item[1]))

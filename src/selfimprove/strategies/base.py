@@ -38,6 +38,7 @@ registry: Registry[Strategy] = Registry(
         "selfimprove.strategies.self_correct",
         "selfimprove.strategies.least_to_most",
         "selfimprove.strategies.logic_of_thought",
+        "selfimprove.strategies.tree_of_thoughts",
     ),
 )
 names = registry.names
@@ -126,3 +127,14 @@ def prefetch_grades(task: Task, pairs: Sequence[tuple[Problem, str | None]]) -> 
     grade_many = getattr(task, "grade_many", None)
     if grade_many is not None and pairs:
         grade_many(pairs)
+
+
+class NoAnswers:
+    """Stands in for the task when recording auxiliary completions (an extraction, a rating): they carry no
+    answer to extract or grade."""
+
+    def extract(self, text: str) -> None:
+        return None
+
+    def grade(self, problem: Problem, answer: str | None) -> None:
+        return None

@@ -22,7 +22,7 @@ from selfimprove.core.types import Problem, Prompt, Sampling, Solution
 from selfimprove.engines.base import Engine
 from selfimprove.logic.extend import extend, verbalise
 from selfimprove.logic.propositions import ParseError, parse_theory
-from selfimprove.strategies.base import records_for, registry
+from selfimprove.strategies.base import NoAnswers, records_for, registry
 from selfimprove.tasks.base import Task
 
 EXTRACTION_STOP = ("\nContext:", "\n\n", "\nQuestion:")
@@ -111,7 +111,7 @@ class LogicOfThought:
             outputs = engine.generate(prompts, 1, sampling)
             still = []
             for problem, (completion,) in zip(pending, outputs):
-                records[problem.id].extend(records_for(_NoAnswers(), problem, step, [0], [completion]))
+                records[problem.id].extend(records_for(NoAnswers(), problem, step, [0], [completion]))
                 text = "Propositions:\n" + completion.text.strip("\n")
                 try:
                     theories[problem.id] = parse_theory(text)
@@ -144,16 +144,6 @@ class LogicOfThought:
             solution.samples = records[solution.problem_id] + solution.samples
             solution.extra = {**solution.extra, "lot": traces[solution.problem_id]}
         return solutions
-
-
-class _NoAnswers:
-    """Extraction completions carry no answer to grade."""
-
-    def extract(self, text: str) -> None:
-        return None
-
-    def grade(self, problem: Problem, answer: str | None) -> None:
-        return None
 
 
 registry.register("lot")(LogicOfThought)
