@@ -65,3 +65,17 @@ def test_logic_of_thought_on_proofwriter(tmp_path):
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert shown.returncode == 0 and "Logic-of-Thought:" in shown.stdout
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data not present")
+def test_tree_of_thoughts_on_prontoqa(tmp_path):
+    out, graded = run(tmp_path, "prontoqa", "prontoqa/prontoqa_dev100.jsonl", "--strategy", "tot", "--limit", "1",
+                      "-S", "breadth=2", "-S", "depth=3", "-S", "beam=1")  # fmt: skip
+    assert graded == 1 and "tree-of-thoughts accuracy" in out
+    store = str(tmp_path / "s.sqlite")
+    run_id, problem = sqlite3.connect(store).execute("SELECT run_id, problem_id FROM solutions").fetchone()
+    shown = subprocess.run(
+        [sys.executable, "-m", "selfimprove.cli", "show", run_id, "--problem", problem, "--store", store],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert shown.returncode == 0 and "Tree of thoughts:" in shown.stdout and "v=" in shown.stdout
