@@ -37,7 +37,7 @@ class Engine(Protocol):
 
 registry: Registry[Engine] = Registry(
     "engine",
-    builtins=("selfimprove.engines.llama_cpp", "selfimprove.engines.openai_compat"),
+    builtins=("selfimprove.engines.llama_cpp", "selfimprove.engines.openai_compat", "selfimprove.engines.hf"),
 )
 get = registry.get
 names = registry.names

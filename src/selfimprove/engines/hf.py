@@ -1,0 +1,289 @@
+"""Engine `hf`: a Hugging Face causal LM run by transformers (torch) — the engine we also train.
+
+Models: a local checkpoint folder, a hub name (when the hub is reachable), a `.gguf` file, or
+nothing (the embedded Gemma 3 270M GGUF). A GGUF is dequantised by transformers' GGUF loader
+(slow: about a minute and a half for the embedded model on 2 cores) and cached once as a
+safetensors checkpoint under `$SELFIMPROVE_HOME/hf-cache/`, which reloads in seconds.
+
+Sampling: every (prompt, sample id) pair is a row; rows are left-padded into batches and decoded
+by `model.generate` with greedy search over scores that `SeededSampler` has already reduced to the
+one token it drew, with a torch generator per row seeded by `sample_seed(seed, prompt, sample id)`.
+So a sample depends on the run seed, its prompt and its id, not on its batch-mates (up to the
+float rounding that padding can shift), which is what lets a resumed run draw only the samples it
+lacks. Stop strings are honoured by transformers' stop-string criterion and cut here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from selfimprove.core.config import home
+from selfimprove.core.errors import EngineError, ModelNotFoundError
+from selfimprove.core.types import Completion, Prompt, PromptContent, Sampling, normalize_prompts, sample_seed
+from selfimprove.engines.base import OnComplete, registry
+from selfimprove.engines.embedded import EMBEDDED_NAME, embedded_model_path
+
+log = logging.getLogger(__name__)
+
+
+def import_torch_stack() -> tuple[Any, Any]:
+    """torch and transformers, or an error that says how to install them."""
+    try:
+        import torch
+        import transformers
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise EngineError(
+            "engine 'hf' needs torch and transformers: pip install 'selfimprove[train]' "
+            "(on CPU install torch's CPU build first, see README)"
+        ) from exc
+    return torch, transformers
+
+
+def gguf_cache_dir(gguf: Path) -> Path:
+    """Where a GGUF's dequantised checkpoint is cached: keyed by its name, size and first megabyte."""
+    with gguf.open("rb") as handle:
+        head = handle.read(1 << 20)
+    key = hashlib.sha256(head + str(gguf.stat().st_size).encode()).hexdigest()[:16]
+    return home() / "hf-cache" / f"{gguf.stem}-{key}"
+
+
+def resolve_source(model: str | None) -> tuple[str, Path | None]:
+    """(what to load with from_pretrained, the GGUF file if the source is one)."""
+    if model in (None, "", EMBEDDED_NAME):
+        return str(embedded_model_path()), embedded_model_path()
+    path = Path(model).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise ModelNotFoundError(f"GGUF model file not found: {path}")
+        return str(path), path
+    if path.exists() and not (path / "config.json").is_file():
+        raise ModelNotFoundError(f"{path} is not a Hugging Face checkpoint folder (no config.json)")
+    return (str(path) if path.exists() else model), None
+
+
+def load_causal_lm(model: str | None, dtype: Any = None, device: str = "cpu") -> tuple[Any, Any, str]:
+    """(model, tokenizer, the folder or name it came from). A GGUF goes through the safetensors cache."""
+    torch, transformers = import_torch_stack()
+    source, gguf = resolve_source(model)
+    if gguf is not None:
+        source = str(cached_gguf_checkpoint(gguf))
+    try:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(source)
+        loaded = transformers.AutoModelForCausalLM.from_pretrained(source, dtype=dtype or torch.float32)
+    except OSError as exc:
+        raise ModelNotFoundError(f"could not load a causal LM from {source!r}: {exc}") from exc
+    loaded.to(device)
+    loaded.eval()
+    return loaded, tokenizer, source
+
+
+def cached_gguf_checkpoint(gguf: Path) -> Path:
+    """The GGUF as a float32 safetensors checkpoint, made once (about 85 s for the embedded model)."""
+    target = gguf_cache_dir(gguf)
+    if (target / "config.json").is_file():
+        return target
+    torch, transformers = import_torch_stack()
+    log.warning("dequantising %s for transformers (once; cached in %s)", gguf.name, target)
+    folder, name = str(gguf.parent), gguf.name
+    tokenizer = transformers.AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    model = transformers.AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+    # save_pretrained refuses a model that still carries the GGUF quantizer; the weights are plain fp32 now.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    partial = target.with_name(target.name + ".partial")
+    model.save_pretrained(partial)
+    tokenizer.save_pretrained(partial)
+    os.replace(partial, target)
+    return target
+
+
+class SeededSampler:
+    """A logits processor that draws each row's next token with that row's own generator (temperature,
+    top-k, top-p) and leaves only that token possible, so greedy search takes it."""
+
+    def __init__(self, sampling: Sampling, seeds: Sequence[int], device: Any):
+        torch, _ = import_torch_stack()
+        self.torch = torch
+        self.sampling = sampling
+        self.generators = [torch.Generator(device=device).manual_seed(seed) for seed in seeds]
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        torch = self.torch
+        logits = scores.float() / max(self.sampling.temperature, 1e-6)
+        if self.sampling.top_k and self.sampling.top_k < logits.shape[-1]:
+            kth = torch.topk(logits, self.sampling.top_k, dim=-1).values[:, -1:]
+            logits = logits.masked_fill(logits < kth, float("-inf"))
+        if self.sampling.top_p < 1.0:
+            ordered, order = torch.sort(logits, descending=True, dim=-1)
+            cumulative = torch.softmax(ordered, dim=-1).cumsum(dim=-1)
+            drop = cumulative - torch.softmax(ordered, dim=-1) > self.sampling.top_p  # keep the token that crosses
+            logits = logits.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
+        probabilities = torch.softmax(logits, dim=-1)
+        chosen = torch.stack(
+            [torch.multinomial(row, 1, generator=gen) for row, gen in zip(probabilities, self.generators)]
+        )
+        out = torch.full_like(scores, float("-inf"))
+        return out.scatter(-1, chosen, 0.0)
+
+
+@registry.register("hf")
+class HFEngine:
+    """Args:
+    model: checkpoint folder, hub name, .gguf file, or None for the embedded model.
+    device: "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
+    batch_size: rows (prompt x sample) decoded together.
+    threads: torch CPU threads (default: torch's choice).
+    """
+
+    name = "hf"
+
+    def __init__(self, model: str | None = None, device: str = "auto", batch_size: int = 16, threads: int | None = None):
+        torch, _ = import_torch_stack()
+        self.torch = torch
+        if threads:
+            torch.set_num_threads(int(threads))
+        self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+        dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
+        self.model, self.tokenizer, self.source = load_causal_lm(model, dtype=dtype, device=self.device)
+        self.batch_size = max(1, int(batch_size))
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.tokenizer.padding_side = "left"
+
+    @classmethod
+    def from_loaded(cls, model: Any, tokenizer: Any, source: str = "in-memory", batch_size: int = 16) -> HFEngine:
+        """Wraps a model already in memory (a test's tiny model, a model being trained)."""
+        engine = cls.__new__(cls)
+        engine.torch, _ = import_torch_stack()
+        engine.model, engine.tokenizer, engine.source = model, tokenizer, source
+        engine.device = str(next(model.parameters()).device)
+        engine.batch_size = batch_size
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        tokenizer.padding_side = "left"
+        return engine
+
+    # -- public contract -------------------------------------------------------------------------
+
+    def describe(self) -> dict:
+        return {"engine": self.name, "model": Path(self.source).name, "parameters": self.model.num_parameters()}
+
+    def close(self) -> None:
+        self.model = None
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._encode(text))
+
+    def generate(
+        self,
+        prompts: Sequence[Prompt | PromptContent],
+        n: int,
+        sampling: Sampling,
+        on_complete: OnComplete | None = None,
+    ) -> list[list[Completion]]:
+        prompts = normalize_prompts(prompts)
+        encoded = [self._encode_prompt(p.content) for p in prompts]
+        rows = [(index, sample_id) for index, prompt in enumerate(prompts) for sample_id in prompt.ids(n)]
+        results: list[dict[int, Completion]] = [{} for _ in prompts]
+        for start in range(0, len(rows), self.batch_size):
+            batch = rows[start : start + self.batch_size]
+            seeds = [sample_seed(sampling.seed, prompts[i], s) for i, s in batch]
+            completions = self._generate_rows([encoded[i] for i, _ in batch], seeds, sampling)
+            for (index, sample_id), completion in zip(batch, completions):
+                results[index][sample_id] = completion
+                if on_complete is not None:
+                    on_complete(index, sample_id, completion)
+        return [[res[s] for s in prompt.ids(n)] for prompt, res in zip(prompts, results)]
+
+    def token_logprobs(self, token_ids: Sequence[int]) -> list[float]:
+        """Log-probability of each token after the first, given the ones before it (teacher forcing)."""
+        torch = self.torch
+        ids = torch.tensor([list(token_ids)], device=self.device)
+        with torch.no_grad():
+            logits = self.model(ids).logits.float()
+        logprobs = torch.log_softmax(logits[0, :-1], dim=-1)
+        return logprobs.gather(-1, ids[0, 1:, None]).squeeze(-1).tolist()
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _end_ids(self) -> set[int]:
+        """The tokenizer's EOS and any the model's generation config adds (Gemma's <end_of_turn>)."""
+        ends = {self.tokenizer.eos_token_id}
+        configured = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
+        ends.update(configured if isinstance(configured, list) else [configured])
+        return {e for e in ends if e is not None}
+
+    def _encode(self, text: str, special: bool = True) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=special)["input_ids"]
+
+    def _encode_prompt(self, content: PromptContent) -> list[int]:
+        """Text with the tokenizer's own special tokens (BOS); chat through the model's template."""
+        if isinstance(content, str):
+            return self._encode(content)
+        if getattr(self.tokenizer, "chat_template", None):
+            rendered = self.tokenizer.apply_chat_template(content, tokenize=False, add_generation_prompt=True)
+            return self._encode(rendered, special=False)
+        transcript = "\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in content) + "\nAssistant:"
+        return self._encode(transcript)
+
+    def _generate_rows(self, inputs: list[list[int]], seeds: list[int], sampling: Sampling) -> list[Completion]:
+        torch = self.torch
+        from transformers import GenerationConfig, LogitsProcessorList
+
+        width = max(len(ids) for ids in inputs)
+        pad = self.tokenizer.pad_token_id
+        input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in inputs], device=self.device)
+        attention = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in inputs], device=self.device)
+        config = GenerationConfig(
+            max_new_tokens=sampling.max_tokens,
+            do_sample=False,
+            pad_token_id=pad,
+            eos_token_id=sorted(self._end_ids()),
+            stop_strings=[s for s in sampling.stop if s] or None,
+        )
+        processors = LogitsProcessorList([] if sampling.greedy else [SeededSampler(sampling, seeds, self.device)])
+        started = time.perf_counter()
+        with torch.no_grad():
+            output = self.model.generate(
+                input_ids=input_ids,
+                attention_mask=attention,
+                generation_config=config,
+                logits_processor=processors,
+                tokenizer=self.tokenizer,
+            )
+        share = (time.perf_counter() - started) / len(inputs)
+        completions = []
+        ends = self._end_ids() | {pad}  # a row finished before its batch-mates is padded after its end
+        for prompt_ids, row in zip(inputs, output[:, width:].tolist()):
+            produced = []
+            for token in row:
+                if token in ends:
+                    break
+                produced.append(token)
+            text = self.tokenizer.decode(produced, skip_special_tokens=True)
+            cut = _first_stop(text, sampling.stop)
+            if cut is not None:
+                text = text[:cut]
+            stopped = cut is not None or len(produced) < sampling.max_tokens
+            completions.append(
+                Completion(
+                    text=text,
+                    prompt_tokens=len(prompt_ids),
+                    completion_tokens=len(produced),
+                    finish_reason="stop" if stopped else "length",
+                    seconds=share,
+                )
+            )
+        return completions
+
+
+def _first_stop(text: str, stops: Sequence[str]) -> int | None:
+    positions = [text.find(stop) for stop in stops if stop and stop in text]
+    return min(positions) if positions else None
