@@ -144,7 +144,9 @@ class HFEngine:
 
     name = "hf"
 
-    def __init__(self, model: str | None = None, device: str = "auto", batch_size: int = 16, threads: int | None = None):
+    def __init__(
+        self, model: str | None = None, device: str = "auto", batch_size: int = 16, threads: int | None = None
+    ):
         torch, _ = import_torch_stack()
         self.torch = torch
         if threads:
