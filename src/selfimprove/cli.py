@@ -18,6 +18,7 @@ from selfimprove.core.errors import ConfigError, SelfImproveError
 from selfimprove.reports.console import print_metrics, runs_table
 from selfimprove.runs import metrics, runner
 from selfimprove.runs.store import RunStore
+from selfimprove.training.formats import FORMATS
 
 app = typer.Typer(
     add_completion=False,
@@ -266,6 +267,73 @@ def grade(
                     row = {"task_id": r.task_id, "line": r.line, "passed": r.passed, "result": r.detail}
                     out.write(json.dumps(row) + "\n")
             console.print(f"wrote {output}")
+
+    _guard(work)
+
+
+@app.command()
+def lmsi(
+    task: str = typer.Option("arithmetic", help="Task name: " + ", ".join(tasks.names())),
+    data: str | None = typer.Option(None, help="Local dataset file for the task (its train split is sampled)."),
+    level: str | None = typer.Option(None, help="Arithmetic difficulty: 1..6, a range 1-6 or a list 1,3."),
+    task_option: list[str] = typer.Option([], "--task-option", "-O", help="Extra task setting KEY=VALUE."),
+    model: str | None = typer.Option(
+        None, help="Model to improve: checkpoint folder, hub name, .gguf (default: embedded)."
+    ),
+    teacher: str | None = typer.Option(None, help="Distillation: this model samples the paths, --model is trained."),
+    out: Path = typer.Option(..., "--out", help="Work folder: datasets, checkpoints, run store. Re-run to resume."),
+    paths: int = typer.Option(32, help="Reasoning paths sampled per unlabeled question."),
+    temperature: float = typer.Option(0.7, help="Sampling temperature for the paths."),
+    max_tokens: int = typer.Option(256, help="Most tokens per path."),
+    min_share: float = typer.Option(0.0, help="Keep a question only if its majority answer has this vote share."),
+    formats: str = typer.Option(",".join(FORMATS), help="Training formats, comma separated."),
+    train_limit: int | None = typer.Option(None, help="Unlabeled train questions to sample (first N)."),
+    test_limit: int | None = typer.Option(None, help="Test problems to evaluate on (first N)."),
+    eval_samples: int = typer.Option(8, help="Samples of the self-consistency evaluation."),
+    rounds: int = typer.Option(1, help="Rounds: each trains on the previous round's model's own paths."),
+    seed: int = typer.Option(0, help="Sampling and training seed."),
+    sft_option: list[str] = typer.Option(
+        [], "--sft-option", "-T", help="Fine-tuning setting KEY=VALUE (epochs, learning_rate, lora_r, batch_size ...)."
+    ),
+    device: str = typer.Option("auto", help="Device of the hf engine: auto, cpu, cuda."),
+) -> None:
+    """LMSI: sample, vote, keep, fine-tune with LoRA, evaluate before and after — no labels used."""
+    from selfimprove.engines.hf import HFEngine
+    from selfimprove.reports.training import round_tables
+    from selfimprove.training.lmsi import LMSI, LMSISettings
+    from selfimprove.training.sft import SFTSettings
+
+    def work() -> None:
+        task_settings = {"data": data, "level": level, **parse_options(task_option, "--task-option")}
+        the_task = build("task", tasks.get(task), task, task_settings)
+        settings = LMSISettings(
+            paths=paths,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            min_share=min_share,
+            formats=tuple(f.strip() for f in formats.split(",") if f.strip()),
+            train_limit=train_limit,
+            test_limit=test_limit,
+            eval_samples=eval_samples,
+            rounds=rounds,
+            seed=seed,
+        )
+        overrides = {k: _coerce(v) for k, v in parse_options(sft_option, "--sft-option").items()}
+        SFTSettings.scaled_to(0, **overrides)  # an unknown setting fails now, before any model loads
+        loop = LMSI(
+            the_task,
+            model,
+            out,
+            settings,
+            sft=overrides,
+            make_engine=lambda source: HFEngine(model=source, device=device),
+            teacher=teacher,
+            log=lambda line: console.print(line),
+        )
+        for report in loop.run():
+            for table in round_tables(report):
+                console.print(table)
+            console.print(f"improved model: {report.merged}")
 
     _guard(work)
 

@@ -175,7 +175,15 @@ class HFEngine:
     # -- public contract -------------------------------------------------------------------------
 
     def describe(self) -> dict:
-        return {"engine": self.name, "model": Path(self.source).name, "parameters": self.model.num_parameters()}
+        """The model's name and, for a local checkpoint, its path and weights' sizes and times: two checkpoints
+        saved under the same folder name (every LMSI round's `merged`) never share a run."""
+        identity = {"engine": self.name, "model": Path(self.source).name, "parameters": self.model.num_parameters()}
+        folder = Path(self.source)
+        if folder.is_dir():
+            weights = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin"))
+            identity["source"] = str(folder.resolve())
+            identity["weights"] = [[w.name, w.stat().st_size, int(w.stat().st_mtime)] for w in weights]
+        return identity
 
     def close(self) -> None:
         self.model = None

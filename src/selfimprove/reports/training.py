@@ -1,0 +1,51 @@
+"""Console tables for training commands (LMSI): what was kept, how vote share tracked accuracy, before/after."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from selfimprove.training.lmsi import RoundReport
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.1f}%"
+
+
+def round_tables(report: RoundReport) -> list[Table]:
+    summary = Table(title=f"LMSI round {report.round}: {report.model}")
+    summary.add_column("stage")
+    summary.add_column("result")
+    summary.add_column("seconds", justify="right")
+    seconds = report.seconds
+    summary.add_row(
+        "sample + select",
+        f"{report.kept_paths} paths kept from {report.kept_questions}/{report.questions} questions",
+        f"{seconds.get('sample', 0) + seconds.get('select', 0):.0f}",
+    )
+    losses = f"loss {report.losses[0]:.3f} → {report.losses[-1]:.3f}" if report.losses else "no loss logged"
+    summary.add_row(
+        "train", f"{report.training_rows} rows, {report.steps} steps, {losses}", f"{seconds.get('train', 0):.0f}"
+    )
+    summary.add_row("evaluate", "test split, before and after", f"{seconds.get('evaluate', 0):.0f}")
+
+    calibration = Table(title="vote share vs accuracy of the kept answer (labels read for this table only)")
+    for column in ("vote share", "questions", "accuracy"):
+        calibration.add_column(column, justify="right")
+    for row in report.calibration:
+        calibration.add_row(row["share"], str(row["questions"]), _pct(row["accuracy"]))
+
+    evaluation = Table(title="test split: before vs after (paired bootstrap 95% interval)")
+    for column in ("mode", "problems", "before", "after", "after − before", "fixed / broken", "McNemar p"):
+        evaluation.add_column(column, justify="right")
+    for mode, row in report.evaluation.items():
+        low, high = row["difference_interval"]
+        evaluation.add_row(
+            mode,
+            str(row["problems"]),
+            _pct(row["before"]),
+            _pct(row["after"]),
+            f"{100 * row['difference']:+.1f} pts [{100 * low:+.1f}, {100 * high:+.1f}]",
+            f"{row['fixed']} / {row['broken']}",
+            f"{row['p_value']:.3f}",
+        )
+    return [summary, calibration, evaluation]

@@ -1,0 +1,310 @@
+"""LMSI: label-free self-improvement (Huang et al. 2022, "Large Language Models Can Self-Improve").
+
+Per round r (the model is the base model in round 1, round r-1's merged checkpoint after):
+1. sample  — m reasoning paths per *unlabeled* train question (`paths`, temperature 0.7). The task
+   is wrapped so its problems carry no reference: nothing in selection can read a label.
+2. select  — majority vote per question; keep the paths that reach the majority answer, for
+   questions whose vote share is at least `min_share` (the paper: 0, keep all).
+3. dataset — the four formats of `formats.py` from every kept path, saved as JSONL.
+4. train   — LoRA fine-tuning with TRL's SFTTrainer (`sft.py`), merged into a checkpoint.
+5. evaluate — the task's test split before and after, greedy CoT and self-consistency, in the
+   run store, with paired bootstrap intervals.
+With `teacher`, the teacher samples in step 1 and the student is trained (distillation).
+
+Everything lives under one work folder; every stage writes its output atomically and a re-run
+skips finished stages (runs resume inside the run store; fine-tuning resumes from its last
+checkpoint). Labels are read once, after selection, only for the calibration table (vote share
+bucket vs accuracy of the kept answer) that the report prints.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from selfimprove.core.errors import ConfigError
+from selfimprove.core.types import Problem
+from selfimprove.engines.base import Engine
+from selfimprove.reports.stats import bootstrap_interval, paired_comparison
+from selfimprove.runs import runner
+from selfimprove.runs.store import RunStore
+from selfimprove.strategies.cot import ChainOfThought
+from selfimprove.strategies.self_consistency import SelfConsistency
+from selfimprove.strategies.voting import majority_vote
+from selfimprove.tasks.base import Task
+from selfimprove.training.formats import FORMATS, KeptPath, training_rows
+from selfimprove.training.sft import SFTSettings, finetune
+
+SHARE_BUCKETS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0001)
+
+
+@dataclass
+class LMSISettings:
+    paths: int = 32
+    temperature: float = 0.7
+    top_k: int = 40
+    max_tokens: int = 256
+    min_share: float = 0.0
+    formats: tuple[str, ...] = FORMATS
+    train_limit: int | None = None
+    test_limit: int | None = None
+    eval_samples: int = 8
+    rounds: int = 1
+    shots: int = 4
+    seed: int = 0
+
+
+class UnlabeledTrainSplit:
+    """A task's train split as a test split without references: what LMSI samples from."""
+
+    def __init__(self, task: Task):
+        self.task = task
+        self.name = task.name
+        self.stop = task.stop
+
+    def describe(self) -> dict:
+        return {**self.task.describe(), "split": "train", "unlabeled": True}
+
+    def problems(self, split: str = "test", limit: int | None = None) -> Iterator[Problem]:
+        for problem in self.task.problems("train", limit=limit):
+            yield replace(problem, reference=None)
+
+    def __getattr__(self, name: str) -> Any:  # format_prompt, extract, extract_for, grade ...
+        return getattr(self.task, name)
+
+
+@dataclass
+class RoundReport:
+    round: int
+    model: str
+    questions: int = 0
+    kept_questions: int = 0
+    kept_paths: int = 0
+    training_rows: int = 0
+    calibration: list[dict] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+    steps: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+    evaluation: dict[str, Any] = field(default_factory=dict)
+    merged: str = ""
+
+
+EngineFactory = Callable[[str | None], Engine]
+
+
+class LMSI:
+    """Args:
+    task: the task (its train split is sampled unlabeled; its test split evaluates).
+    model: the base model (anything `load_causal_lm` takes: folder, hub name, .gguf, None = embedded).
+    work: the work folder (stages, datasets, checkpoints, run store).
+    sft: fine-tuning settings, or overrides of the defaults scaled to the model's size.
+    make_engine: model source -> engine used for sampling and evaluation (default: `hf`).
+    load_model: model source -> (model, tokenizer) to fine-tune (default: `load_causal_lm`).
+    teacher: a model that samples instead of the student (distillation).
+    """
+
+    def __init__(
+        self,
+        task: Task,
+        model: str | None,
+        work: Path,
+        settings: LMSISettings | None = None,
+        sft: SFTSettings | dict[str, Any] | None = None,
+        make_engine: EngineFactory | None = None,
+        load_model: Callable[[str | None], tuple[Any, Any]] | None = None,
+        teacher: str | None = None,
+        log: Callable[[str], None] = print,
+    ):
+        self.task, self.base_model, self.work = task, model, Path(work)
+        self.settings = settings or LMSISettings()
+        self.sft = sft
+        self.make_engine = make_engine or _hf_engine
+        self.load_model = load_model or _load_for_training
+        self.teacher = teacher
+        self.log = log
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.store = RunStore(self.work / "runs.sqlite")
+        self._check_settings()
+
+    def _check_settings(self) -> None:
+        s = self.settings
+        if s.paths < 1 or s.rounds < 1 or s.eval_samples < 1:
+            raise ConfigError("lmsi: paths, rounds and eval_samples must be >= 1")
+        if not 0.0 <= s.min_share <= 1.0:
+            raise ConfigError(f"lmsi: min_share must be within 0..1, got {s.min_share}")
+
+    def run(self) -> list[RoundReport]:
+        reports = []
+        model = self.base_model
+        for number in range(1, self.settings.rounds + 1):
+            report = self.round(number, model)
+            reports.append(report)
+            model = report.merged
+        return reports
+
+    def round(self, number: int, model: str | None) -> RoundReport:
+        folder = self.work / f"round-{number}"
+        folder.mkdir(exist_ok=True)
+        saved = folder / "report.json"
+        if saved.is_file():
+            self.log(f"round {number}: finished before, reusing {saved}")
+            return RoundReport(**json.loads(saved.read_text()))
+        report = RoundReport(round=number, model=str(model))
+        s = self.settings
+
+        started = time.perf_counter()
+        sampler = self.make_engine(self.teacher or model)
+        try:
+            strategy = SelfConsistency(
+                samples=s.paths,
+                temperature=s.temperature,
+                top_k=s.top_k,
+                max_tokens=s.max_tokens,
+                seed=s.seed + number,
+                greedy_baseline=False,
+            )
+            self.log(f"round {number}: sampling {s.paths} paths per unlabeled train question")
+            outcome = runner.execute(UnlabeledTrainSplit(self.task), strategy, sampler, self.store, limit=s.train_limit)
+        finally:
+            sampler.close()
+        report.seconds["sample"] = time.perf_counter() - started
+
+        started = time.perf_counter()
+        kept, report.calibration = self._select(outcome.run_id, report)
+        rows = self._dataset(folder, kept)
+        report.training_rows = len(rows)
+        report.seconds["select"] = time.perf_counter() - started
+        self.log(
+            f"round {number}: kept {report.kept_paths} paths of {report.kept_questions}/{report.questions} questions, "
+            f"{len(rows)} training rows"
+        )
+
+        started = time.perf_counter()
+        network, tokenizer = self.load_model(model)
+        settings = (
+            self.sft
+            if isinstance(self.sft, SFTSettings)
+            else SFTSettings.scaled_to(network.num_parameters(), **(self.sft or {}))
+        )
+        result = finetune(network, tokenizer, rows, folder / "sft", settings)
+        del network
+        report.losses, report.steps, report.merged = result.losses, result.steps, str(result.merged)
+        report.seconds["train"] = time.perf_counter() - started
+        if result.losses:
+            self.log(f"round {number}: {result.steps} steps, loss {result.losses[0]:.3f} -> {result.losses[-1]:.3f}")
+
+        started = time.perf_counter()
+        report.evaluation = self._evaluate(model, str(result.merged))
+        report.seconds["evaluate"] = time.perf_counter() - started
+        _write_json(saved, asdict(report))
+        return report
+
+    # -- stages ----------------------------------------------------------------------------------
+
+    def _select(self, run_id: str, report: RoundReport) -> tuple[list[KeptPath], list[dict]]:
+        """Majority vote without labels; then, for the report only, how vote share tracked accuracy."""
+        problems = {p.id: p for p in self.task.problems("train", limit=self.settings.train_limit)}
+        texts = {(r["problem_id"], r["step"], r["sample"]): r["text"] for r in self.store.completion_rows(run_id)}
+        kept: list[KeptPath] = []
+        shares: list[tuple[float, bool | None]] = []
+        for row in self.store.solutions(run_id):
+            report.questions += 1
+            samples = [x for x in row["samples"] if x["step"] == "sample"]
+            vote = majority_vote([x["answer"] for x in samples])
+            if vote.answer is None or vote.share < self.settings.min_share:
+                continue
+            problem = problems[row["problem_id"]]
+            paths = [texts[(row["problem_id"], x["step"], x["index"])] for x in samples if x["answer"] == vote.answer]
+            kept.extend(KeptPath(problem, vote.answer, path) for path in paths)
+            report.kept_questions += 1
+            report.kept_paths += len(paths)
+            shares.append((vote.share, self.task.grade(problem, vote.answer)))  # labels: report only
+        return kept, calibration_table(shares)
+
+    def _dataset(self, folder: Path, kept: list[KeptPath]) -> list[dict]:
+        path = folder / "train.jsonl"
+        if path.is_file():
+            return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        rows = training_rows(kept, self.task, self.settings.formats, self.settings.shots, self.settings.seed)
+        partial = path.with_suffix(".partial")
+        partial.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        os.replace(partial, path)
+        return rows
+
+    def _evaluate(self, before: str | None, after: str) -> dict[str, Any]:
+        """Greedy CoT and self-consistency on the test split, before and after, paired by problem."""
+        s = self.settings
+        strategies = {
+            "greedy": ChainOfThought(max_tokens=s.max_tokens),
+            f"maj@{s.eval_samples}": SelfConsistency(
+                samples=s.eval_samples, max_tokens=s.max_tokens, seed=s.seed, greedy_baseline=False
+            ),
+        }
+        outcomes: dict[str, dict[str, dict[str, bool]]] = {}
+        for label, source in (("before", before), ("after", after)):
+            engine = self.make_engine(source)
+            try:
+                for mode, strategy in strategies.items():
+                    run = runner.execute(self.task, strategy, engine, self.store, limit=s.test_limit)
+                    outcomes.setdefault(mode, {})[label] = {
+                        r["problem_id"]: bool(r["correct"]) for r in self.store.solutions(run.run_id)
+                    }
+            finally:
+                engine.close()
+        table = {}
+        for mode, pair in outcomes.items():
+            ids = [pid for pid in pair["before"] if pid in pair["after"]]
+            a, b = [pair["before"][i] for i in ids], [pair["after"][i] for i in ids]
+            c = paired_comparison(a, b)
+            table[mode] = {
+                "problems": len(ids),
+                "before": c.accuracy_a,
+                "before_interval": list(bootstrap_interval([float(x) for x in a])),
+                "after": c.accuracy_b,
+                "after_interval": list(bootstrap_interval([float(x) for x in b])),
+                "difference": c.difference,
+                "difference_interval": list(c.interval),
+                "fixed": c.b_wins,
+                "broken": c.b_losses,
+                "p_value": c.p_value,
+            }
+        return table
+
+
+def calibration_table(shares: list[tuple[float, bool | None]]) -> list[dict]:
+    """Vote-share buckets [0, .2), [.2, .4), ... [.8, 1]: questions and accuracy of the majority answer."""
+    table = []
+    for low, high in zip(SHARE_BUCKETS, SHARE_BUCKETS[1:]):
+        graded = [ok for share, ok in shares if low <= share < high and ok is not None]
+        table.append(
+            {
+                "share": f"{low:.1f}-{min(high, 1.0):.1f}",
+                "questions": sum(1 for share, _ in shares if low <= share < high),
+                "accuracy": (sum(graded) / len(graded)) if graded else None,
+            }
+        )
+    return table
+
+
+def _write_json(path: Path, value: Any) -> None:
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps(value, indent=2))
+    os.replace(partial, path)
+
+
+def _hf_engine(source: str | None) -> Engine:
+    from selfimprove.engines.hf import HFEngine
+
+    return HFEngine(model=source)
+
+
+def _load_for_training(source: str | None) -> tuple[Any, Any]:
+    from selfimprove.engines.hf import load_causal_lm
+
+    model, tokenizer, _ = load_causal_lm(source)
+    return model, tokenizer

@@ -1,0 +1,168 @@
+"""Supervised fine-tuning on prompt/completion pairs with TRL's SFTTrainer, LoRA through PEFT.
+
+The loss is on the completion only (TRL's default for prompt/completion data). Checkpoints go to
+`<out>/checkpoints` and a re-run resumes from the last one; the finished adapter is saved to
+`<out>/adapter` and merged into a plain checkpoint at `<out>/merged`, which every engine that reads
+Hugging Face checkpoints (`hf`) loads like any other model. `done.json` marks a finished run, so a
+re-run of a finished stage does nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from selfimprove.core.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SFTSettings:
+    """Fine-tuning hyperparameters. `lora_r = 0` trains every weight instead of an adapter."""
+
+    epochs: float = 2.0
+    learning_rate: float = 2e-4
+    batch_size: int = 8
+    gradient_accumulation: int = 1
+    max_length: int = 512
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    lora_targets: str | list[str] = "all-linear"
+    warmup: float = 0.05
+    """Warm-up: a fraction of the steps when below 1, else a step count."""
+    weight_decay: float = 0.0
+    logging_steps: int = 5
+    save_steps: int = 50
+    seed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Further `SFTConfig` fields, passed as they are."""
+
+    @classmethod
+    def scaled_to(cls, parameters: int, **overrides: Any) -> SFTSettings:
+        """Defaults by model size: small models take a larger learning rate and a smaller adapter."""
+        if parameters < 50_000_000:
+            base = cls(learning_rate=1e-3, lora_r=8, lora_alpha=16)
+        elif parameters < 1_000_000_000:
+            base = cls(learning_rate=2e-4, lora_r=16, lora_alpha=32)
+        else:
+            base = cls(learning_rate=1e-4, lora_r=16, lora_alpha=32, batch_size=4, gradient_accumulation=4)
+        unknown = set(overrides) - set(asdict(base))
+        if unknown:
+            raise ConfigError(f"unknown fine-tuning setting(s): {', '.join(sorted(unknown))}")
+        for key, value in overrides.items():
+            setattr(base, key, value)
+        return base
+
+
+@dataclass
+class SFTResult:
+    merged: Path
+    adapter: Path | None
+    losses: list[float]
+    steps: int
+    seconds: float
+
+
+def finetune(model: Any, tokenizer: Any, rows: list[dict], out: Path, settings: SFTSettings) -> SFTResult:
+    """Fine-tune `model` on rows of {"prompt", "completion"}; save adapter and merged checkpoint under `out`."""
+    import time
+
+    import datasets
+    from trl import SFTConfig, SFTTrainer
+
+    out = Path(out)
+    done = out / "done.json"
+    if done.is_file():
+        record = json.loads(done.read_text())
+        return SFTResult(
+            merged=out / "merged",
+            adapter=out / "adapter" if record.get("adapter") else None,
+            losses=record["losses"],
+            steps=record["steps"],
+            seconds=record["seconds"],
+        )
+    if not rows:
+        raise ConfigError("nothing to fine-tune on: the training set is empty")
+    started = time.perf_counter()
+    dataset = datasets.Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
+    checkpoints = out / "checkpoints"
+    config = SFTConfig(
+        output_dir=str(checkpoints),
+        num_train_epochs=settings.epochs,
+        learning_rate=settings.learning_rate,
+        per_device_train_batch_size=settings.batch_size,
+        gradient_accumulation_steps=settings.gradient_accumulation,
+        max_length=settings.max_length,
+        warmup_steps=settings.warmup,
+        weight_decay=settings.weight_decay,
+        logging_steps=settings.logging_steps,
+        save_steps=settings.save_steps,
+        save_total_limit=2,
+        seed=settings.seed,
+        report_to=[],
+        disable_tqdm=True,
+        use_cpu=not _on_cuda(model),
+        bf16=_on_cuda(model),
+        **settings.extra,
+    )
+    peft_config = None
+    if settings.lora_r > 0:
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(
+            r=settings.lora_r,
+            lora_alpha=settings.lora_alpha,
+            lora_dropout=settings.lora_dropout,
+            target_modules=settings.lora_targets,
+            task_type="CAUSAL_LM",
+        )
+    model.train()
+    trainer = SFTTrainer(
+        model=model, args=config, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config
+    )
+    last = _last_checkpoint(checkpoints)
+    if last is not None:
+        log.warning("resuming fine-tuning from %s", last)
+    trainer.train(resume_from_checkpoint=str(last) if last else None)
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+
+    trained = trainer.model
+    adapter = None
+    if peft_config is not None:
+        adapter = out / "adapter"
+        trained.save_pretrained(str(adapter))
+        trained = trained.merge_and_unload()
+    trained.eval()
+    partial = out / "merged.partial"
+    trained.save_pretrained(str(partial))
+    tokenizer.save_pretrained(str(partial))
+    os.replace(partial, out / "merged")
+    seconds = time.perf_counter() - started
+    record = {
+        "losses": losses,
+        "steps": trainer.state.global_step,
+        "seconds": seconds,
+        "adapter": adapter is not None,
+        "settings": asdict(settings),
+    }
+    done.write_text(json.dumps(record, indent=2))
+    return SFTResult(
+        merged=out / "merged", adapter=adapter, losses=losses, steps=trainer.state.global_step, seconds=seconds
+    )
+
+
+def _on_cuda(model: Any) -> bool:
+    return next(model.parameters()).device.type == "cuda"
+
+
+def _last_checkpoint(folder: Path) -> Path | None:
+    if not folder.is_dir():
+        return None
+    found = [p for p in folder.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
+    return max(found, key=lambda p: int(p.name.split("-")[-1]), default=None)

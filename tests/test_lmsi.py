@@ -1,0 +1,114 @@
+"""LMSI end to end on a tiny random Llama: sample unlabeled, vote, build the four formats, LoRA fine-tune,
+merge, evaluate before/after; labels never reach selection; every stage resumes."""
+
+import json
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("trl")
+
+from selfimprove.core.types import Problem  # noqa: E402
+from selfimprove.engines.hf import HFEngine, load_causal_lm  # noqa: E402
+from selfimprove.tasks.arithmetic import ArithmeticTask  # noqa: E402
+from selfimprove.training.formats import FORMATS, KeptPath, training_rows  # noqa: E402
+from selfimprove.training.lmsi import LMSI, LMSISettings, UnlabeledTrainSplit, calibration_table  # noqa: E402
+from selfimprove.training.sft import SFTSettings  # noqa: E402
+from tiny_models import tiny_llama  # noqa: E402
+
+
+class CountingFactory:
+    """Builds real hf engines from a checkpoint folder and remembers which models it was asked for."""
+
+    def __init__(self):
+        self.sources = []
+
+    def __call__(self, source):
+        self.sources.append(source)
+        return HFEngine(model=source, batch_size=32)
+
+
+@pytest.fixture(scope="module")
+def base_checkpoint(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny") / "base"
+    model, tokenizer = tiny_llama(seed=1, hidden=48)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+def test_training_formats_follow_the_paper():
+    task = ArithmeticTask(level=1, shots=1)
+    problems = list(task.problems("train", limit=3))
+    kept = [KeptPath(p, str(i), f" Step {i}. The answer is {i}.") for i, p in enumerate(problems)]
+    rows = training_rows(kept, task, shots=2)
+    assert [r["format"] for r in rows[:4]] == list(FORMATS) and len(rows) == 12
+    fewshot_cot, fewshot_direct, zeroshot_cot, zeroshot_direct = rows[:4]
+    assert fewshot_cot["prompt"] == task.format_prompt(problems[0]) and fewshot_cot["completion"] == kept[0].path
+    assert fewshot_direct["prompt"].count("Question: ") == 3 and fewshot_direct["completion"] == " The answer is 0."
+    assert problems[0].question not in fewshot_direct["prompt"].split("\n\n")[0]  # never its own exemplar
+    assert zeroshot_cot["prompt"].endswith("Answer: Let's think step by step.")
+    assert zeroshot_direct == {
+        "prompt": f"Question: {problems[0].question}\nAnswer:",
+        "completion": " The answer is 0.",
+        "format": "zeroshot-direct",
+        "problem_id": problems[0].id,
+    }
+
+
+def test_selection_never_sees_a_label_and_calibration_buckets():
+    task = ArithmeticTask(level=1)
+    unlabeled = list(UnlabeledTrainSplit(task).problems(limit=5))
+    assert all(p.reference is None for p in unlabeled)
+    assert [p.id for p in unlabeled] == [p.id for p in task.problems("train", limit=5)]
+    table = calibration_table([(1.0, True), (0.9, False), (0.5, True), (0.1, None)])
+    assert [row["questions"] for row in table] == [1, 0, 1, 0, 2]
+    assert table[-1]["accuracy"] == 0.5 and table[2]["accuracy"] == 1.0 and table[0]["accuracy"] is None
+
+
+def test_the_whole_loop_runs_resumes_and_the_adapter_changes_outputs(base_checkpoint, tmp_path):
+    task = ArithmeticTask(level=1, shots=0)
+    settings = LMSISettings(paths=4, max_tokens=24, train_limit=8, test_limit=4, eval_samples=2, shots=2)
+    sft = SFTSettings(epochs=4, learning_rate=3e-3, lora_r=8, lora_alpha=16, batch_size=8, logging_steps=2)
+    factory = CountingFactory()
+    lines = []
+    loop = LMSI(task, base_checkpoint, tmp_path / "work", settings, sft=sft, make_engine=factory, log=lines.append)
+    (report,) = loop.run()
+
+    assert report.questions == 8 and report.kept_paths >= report.kept_questions > 0
+    rows = [json.loads(x) for x in (tmp_path / "work/round-1/train.jsonl").read_text().splitlines()]
+    assert len(rows) == report.training_rows == 4 * report.kept_paths
+    assert report.losses[-1] < report.losses[0]  # the LoRA fit the kept paths
+    assert set(report.evaluation) == {"greedy", "maj@2"}
+    assert report.evaluation["greedy"]["problems"] == 4
+    assert factory.sources == [base_checkpoint, base_checkpoint, report.merged]
+
+    # The saved adapter reloads onto the base model and changes what it generates.
+    from peft import PeftModel
+
+    base, tokenizer, _ = load_causal_lm(base_checkpoint)
+    prompt = f"Question: {next(task.problems(limit=1)).question}\nAnswer:"
+    ids = tokenizer(prompt, return_tensors="pt")
+    before = base.generate(**ids, max_new_tokens=12, do_sample=False)
+    adapted = PeftModel.from_pretrained(base, str(tmp_path / "work/round-1/sft/adapter"))
+    after = adapted.generate(**ids, max_new_tokens=12, do_sample=False)
+    assert before.tolist() != after.tolist()
+
+    # A finished round is not redone; with its report gone, every stage reuses what it stored.
+    again = LMSI(task, base_checkpoint, tmp_path / "work", settings, sft=sft, make_engine=factory, log=lines.append)
+    assert again.run()[0].merged == report.merged and len(factory.sources) == 3
+    (tmp_path / "work/round-1/report.json").unlink()
+    redone = again.run()[0]
+    assert redone.losses == report.losses and redone.evaluation == report.evaluation
+    assert redone.kept_paths == report.kept_paths
+
+
+def test_bad_settings_are_refused(tmp_path):
+    from selfimprove.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="min_share"):
+        LMSI(ArithmeticTask(), None, tmp_path, LMSISettings(min_share=2))
+    with pytest.raises(ConfigError, match="unknown fine-tuning setting"):
+        SFTSettings.scaled_to(10, lora_rank=4)
+    with pytest.raises(ConfigError, match="unknown training format"):
+        training_rows([KeptPath(Problem("a", "q"), "1", "p")], ArithmeticTask(), formats=("few-shot",))
