@@ -338,6 +338,63 @@ def lmsi(
     _guard(work)
 
 
+@app.command()
+def testbed(
+    out: Path = typer.Option(
+        ..., "--out", help="Folder for the model (out/merged), its checkpoints and evaluation runs."
+    ),
+    levels: str = typer.Option("1-2", help="Arithmetic levels it is trained on, with labels."),
+    examples: int = typer.Option(40000, help="Labeled training problems."),
+    hidden: int = typer.Option(128, help="Hidden size."),
+    layers: int = typer.Option(4, help="Decoder layers."),
+    heads: int = typer.Option(4, help="Attention heads."),
+    epochs: float = typer.Option(2.0, help="Passes over the training problems."),
+    learning_rate: float = typer.Option(1e-3, help="Peak learning rate."),
+    batch_size: int = typer.Option(32, help="Problems per step."),
+    seed: int = typer.Option(0, help="Data and initialisation seed."),
+    evaluate: int = typer.Option(50, help="Test problems per level evaluated afterwards (0: none)."),
+    eval_levels: str = typer.Option("1-3", help="Levels evaluated afterwards."),
+) -> None:
+    """Train a small transformer from scratch on the arithmetic task's easy levels (CPU, minutes), then
+    report its greedy accuracy per level: a model LMSI can visibly improve (`selfimprove lmsi --model OUT/merged`)."""
+    from selfimprove.engines.hf import HFEngine
+    from selfimprove.strategies.cot import ChainOfThought
+    from selfimprove.tasks.arithmetic import ArithmeticTask, parse_levels
+    from selfimprove.training.testbed import TestbedSettings, train_testbed
+
+    def work() -> None:
+        settings = TestbedSettings(
+            levels=levels,
+            examples=examples,
+            hidden=hidden,
+            layers=layers,
+            heads=heads,
+            epochs=epochs,
+            learning_rate=learning_rate,
+            batch_size=batch_size,
+            seed=seed,
+        )
+        result = train_testbed(out, settings)
+        losses = f"loss {result.losses[0]:.3f} → {result.losses[-1]:.3f}" if result.losses else ""
+        console.print(f"testbed: {result.steps} steps in {result.seconds:.0f} s, {losses}; model at {result.merged}")
+        if evaluate <= 0:
+            return
+        engine = HFEngine(model=str(result.merged), batch_size=64)
+        run_store = RunStore(out / "runs.sqlite")
+        try:
+            for lv in parse_levels(eval_levels):
+                task = ArithmeticTask(level=lv, shots=0)
+                outcome = runner.execute(task, ChainOfThought(max_tokens=96), engine, run_store, limit=evaluate)
+                m = metrics.compute(run_store.solutions(outcome.run_id))
+                trained = "trained" if lv in parse_levels(levels) else "held out"
+                console.print(f"level {lv} ({trained}): greedy accuracy {100 * (m.accuracy or 0):.1f}% of {m.problems}")
+        finally:
+            engine.close()
+            run_store.close()
+
+    _guard(work)
+
+
 @app.command("list")
 def list_names() -> None:
     """List the registered tasks, strategies and engines."""

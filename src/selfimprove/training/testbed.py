@@ -1,0 +1,100 @@
+"""`selfimprove testbed`: a small transformer trained from scratch on the arithmetic task's easy levels.
+
+Why: the embedded Gemma 3 270M cannot do arithmetic, so it cannot show self-improvement. This
+model can: trained on labeled problems of the easy levels only, it is then improved by LMSI on
+unlabeled problems one level harder (the easy-to-hard setting of Lee et al. 2025, "Self-Improving
+Transformers Overcome Easy-to-Hard and Length Generalization Challenges").
+
+The model is a Llama-architecture decoder (transformers config) over a word-and-digit tokenizer
+fitted on the task's text (every digit its own token; `tokenizer.py`),
+trained zero-shot ("Question: q / Answer:" → the worked solution) with TRL's SFTTrainer, all
+weights, on CPU. It is saved as an ordinary Hugging Face checkpoint that the `hf` engine loads
+(`--engine hf --model FOLDER`), evaluated with the arithmetic task's `-O shots=0`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from selfimprove.tasks.arithmetic import ArithmeticTask
+from selfimprove.training.formats import STEP_BY_STEP, zero_shot_prompt
+from selfimprove.training.sft import SFTResult, SFTSettings, finetune
+from selfimprove.training.tokenizer import word_digit_tokenizer
+
+
+@dataclass
+class TestbedSettings:
+    levels: str = "1-2"
+    examples: int = 20000
+    hidden: int = 128
+    layers: int = 4
+    heads: int = 4
+    epochs: float = 2.0
+    learning_rate: float = 1e-3
+    batch_size: int = 32
+    max_length: int = 160
+    seed: int = 0
+
+
+def testbed_rows(levels: str, examples: int, seed: int = 0) -> list[dict]:
+    """Labeled train problems of `levels` as zero-shot prompt/completion pairs (the worked solution)."""
+    task = ArithmeticTask(level=levels, seed=seed, shots=0)
+    return [
+        {"prompt": zero_shot_prompt(p.question, False), "completion": " " + p.metadata["solution"]}
+        for p in task.problems("train", limit=examples)
+    ]
+
+
+def testbed_tokenizer(seed: int = 0) -> Any:
+    """Fitted on every level's train text plus the prompt and training-format phrases LMSI uses."""
+    task = ArithmeticTask(level="1-6", seed=seed, shots=0)
+    corpus = [f"{p.question} {p.metadata['solution']}" for p in task.problems("train", limit=5000)]
+    corpus.append(f"{zero_shot_prompt('q', True)} {STEP_BY_STEP} The answer is")
+    return word_digit_tokenizer(corpus)
+
+
+def build_model(tokenizer: Any, settings: TestbedSettings) -> Any:
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(settings.seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=settings.hidden,
+        num_hidden_layers=settings.layers,
+        num_attention_heads=settings.heads,
+        num_key_value_heads=settings.heads,
+        intermediate_size=4 * settings.hidden,
+        max_position_embeddings=1024,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=True,
+    )
+    return LlamaForCausalLM(config)
+
+
+def train_testbed(out: Path, settings: TestbedSettings | None = None) -> SFTResult:
+    """Train (or, when `out` holds a finished one, reuse) the testbed; the checkpoint is `out/merged`."""
+    settings = settings or TestbedSettings()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "testbed.json").write_text(json.dumps(asdict(settings), indent=2))
+    tokenizer = testbed_tokenizer(settings.seed)
+    model = build_model(tokenizer, settings)
+    rows = testbed_rows(settings.levels, settings.examples, settings.seed)
+    sft = SFTSettings(
+        epochs=settings.epochs,
+        learning_rate=settings.learning_rate,
+        batch_size=settings.batch_size,
+        max_length=settings.max_length,
+        lora_r=0,
+        warmup=0.02,
+        logging_steps=max(1, min(50, int(settings.epochs * len(rows) / settings.batch_size) // 20)),
+        save_steps=500,
+        seed=settings.seed,
+    )
+    return finetune(model, tokenizer, rows, out, sft)

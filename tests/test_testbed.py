@@ -1,0 +1,54 @@
+"""The testbed: a fitted word-and-digit tokenizer and a from-scratch model saved as a checkpoint the hf engine loads."""
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("trl")
+
+from selfimprove.core.types import Sampling  # noqa: E402
+from selfimprove.engines.hf import HFEngine  # noqa: E402
+from selfimprove.training import testbed  # noqa: E402
+from selfimprove.training.tokenizer import word_digit_tokenizer  # noqa: E402
+
+
+def test_word_digit_tokenizer_splits_digits_keeps_words_and_round_trips():
+    tokenizer = word_digit_tokenizer(["Mia has 13 coins."])
+    text = "Mia has 130 coins.\nMia"
+    ids = tokenizer(text)["input_ids"]
+    assert tokenizer.convert_ids_to_tokens(ids) == [
+        "<bos>",
+        "Mia",
+        " has",
+        " ",
+        "1",
+        "3",
+        "0",
+        " coins",
+        ".",
+        "\n",
+        "Mia",
+    ]
+    assert tokenizer.decode(ids, skip_special_tokens=True) == text
+    assert tokenizer.decode(tokenizer("Zed!")["input_ids"], skip_special_tokens=True) == "!"  # unknown word: <unk>
+
+
+def test_rows_are_labeled_easy_problems_with_their_worked_solutions():
+    rows = testbed.testbed_rows("1-2", 4)
+    assert rows[0]["prompt"].startswith("Question: ") and rows[0]["prompt"].endswith("\nAnswer:")
+    assert rows[0]["completion"].startswith(" ") and "The answer is" in rows[0]["completion"]
+    tokenizer = testbed.testbed_tokenizer()
+    for row in rows:  # every word of the task is in the fitted vocabulary
+        assert tokenizer.unk_token_id not in tokenizer(row["prompt"] + row["completion"])["input_ids"]
+
+
+def test_a_tiny_testbed_trains_saves_and_serves(tmp_path):
+    settings = testbed.TestbedSettings(
+        examples=64, hidden=32, layers=1, heads=2, epochs=2, batch_size=16, learning_rate=3e-3
+    )
+    result = testbed.train_testbed(tmp_path / "tb", settings)
+    assert result.steps == 8 and result.losses[-1] < result.losses[0]
+    engine = HFEngine(model=str(result.merged))
+    (completion,) = engine.generate(["Question: Mia has 3 coins. How many coins does Mia have now?\nAnswer:"], 1,
+                                    Sampling(max_tokens=8))[0]  # fmt: skip
+    assert completion.completion_tokens > 0
+    assert testbed.train_testbed(tmp_path / "tb", settings).steps == 8  # finished: reused, not retrained
