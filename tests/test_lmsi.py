@@ -112,3 +112,19 @@ def test_bad_settings_are_refused(tmp_path):
         SFTSettings.scaled_to(10, lora_rank=4)
     with pytest.raises(ConfigError, match="unknown training format"):
         training_rows([KeptPath(Problem("a", "q"), "1", "p")], ArithmeticTask(), formats=("few-shot",))
+
+
+def test_the_cli_runs_a_round_and_prints_its_tables(base_checkpoint, tmp_path):
+    from typer.testing import CliRunner
+
+    from selfimprove.cli import app
+
+    args = ["lmsi", "--model", base_checkpoint, "--level", "1", "-O", "shots=0", "--out", str(tmp_path / "w"),
+            "--paths", "2", "--train-limit", "4", "--test-limit", "2", "--eval-samples", "2", "--max-tokens", "12",
+            "--formats", "zeroshot-cot,zeroshot-direct", "-T", "epochs=1", "-T", "batch_size=4"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    for text in ("LMSI round 1", "vote share", "before", "maj@2", "improved model:"):
+        assert text in result.output
+    bad = CliRunner().invoke(app, [*args[:-4], "-T", "lora_rank=3"])
+    assert bad.exit_code == 2 and "unknown fine-tuning setting" in bad.output

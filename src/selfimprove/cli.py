@@ -296,6 +296,9 @@ def lmsi(
         [], "--sft-option", "-T", help="Fine-tuning setting KEY=VALUE (epochs, learning_rate, lora_r, batch_size ...)."
     ),
     device: str = typer.Option("auto", help="Device of the hf engine: auto, cpu, cuda."),
+    sample_engine: str = typer.Option(
+        "hf", help="Engine of the sampling stage: hf, or llama-cpp for a GGUF model (faster on CPU)."
+    ),
 ) -> None:
     """LMSI: sample, vote, keep, fine-tune with LoRA, evaluate before and after — no labels used."""
     from selfimprove.engines.hf import HFEngine
@@ -327,6 +330,7 @@ def lmsi(
             settings,
             sft=overrides,
             make_engine=lambda source: HFEngine(model=source, device=device),
+            make_sampler=_lmsi_sampler(sample_engine, device),
             teacher=teacher,
             log=lambda line: console.print(line),
         )
@@ -336,6 +340,22 @@ def lmsi(
             console.print(f"improved model: {report.merged}")
 
     _guard(work)
+
+
+def _lmsi_sampler(name: str, device: str) -> Callable[[str | None], Any]:
+    """The sampling stage's engine factory. llama.cpp reads GGUF files (and the embedded model) only, so a
+    later round's merged checkpoint is sampled by `hf` whatever was asked."""
+    from selfimprove.engines.hf import HFEngine
+
+    if name not in ("hf", "llama-cpp"):
+        raise ConfigError(f"--sample-engine {name!r}: choose hf or llama-cpp")
+
+    def make(source: str | None) -> Any:
+        if name == "llama-cpp" and (source is None or str(source).endswith(".gguf")):
+            return engines.get("llama-cpp")(model=source)
+        return HFEngine(model=source, device=device)
+
+    return make
 
 
 @app.command()

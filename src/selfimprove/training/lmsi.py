@@ -106,6 +106,8 @@ class LMSI:
     make_engine: model source -> engine used for sampling and evaluation (default: `hf`).
     load_model: model source -> (model, tokenizer) to fine-tune (default: `load_causal_lm`).
     teacher: a model that samples instead of the student (distillation).
+    make_sampler: the engine factory of the sampling stage only (e.g. llama.cpp for a GGUF: much faster on
+        CPU; it reads the same weights the `hf` engine dequantises). Default: `make_engine`.
     """
 
     def __init__(
@@ -118,12 +120,14 @@ class LMSI:
         make_engine: EngineFactory | None = None,
         load_model: Callable[[str | None], tuple[Any, Any]] | None = None,
         teacher: str | None = None,
+        make_sampler: EngineFactory | None = None,
         log: Callable[[str], None] = print,
     ):
         self.task, self.base_model, self.work = task, model, Path(work)
         self.settings = settings or LMSISettings()
         self.sft = sft
         self.make_engine = make_engine or _hf_engine
+        self.make_sampler = make_sampler or self.make_engine
         self.load_model = load_model or _load_for_training
         self.teacher = teacher
         self.log = log
@@ -158,7 +162,7 @@ class LMSI:
         s = self.settings
 
         started = time.perf_counter()
-        sampler = self.make_engine(self.teacher or model)
+        sampler = self.make_sampler(self.teacher or model)
         try:
             strategy = SelfConsistency(
                 samples=s.paths,
