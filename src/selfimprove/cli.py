@@ -334,10 +334,13 @@ def lmsi(
             teacher=teacher,
             log=lambda line: console.print(line),
         )
-        for report in loop.run():
+
+        def show_round(report: Any) -> None:
             for table in round_tables(report):
                 console.print(table)
             console.print(f"improved model: {report.merged}")
+
+        loop.run(on_round=show_round)
 
     _guard(work)
 

@@ -10,7 +10,8 @@ by `model.generate` with greedy search over scores that `SeededSampler` has alre
 one token it drew, with a torch generator per row seeded by `sample_seed(seed, prompt, sample id)`.
 So a sample depends on the run seed, its prompt and its id, not on its batch-mates (up to the
 float rounding that padding can shift), which is what lets a resumed run draw only the samples it
-lacks. Stop strings are honoured by transformers' stop-string criterion and cut here.
+lacks. Stop strings end a row as soon as its decoded tail contains one (`StopOnStrings`; transformers'
+own stop-string criterion assumes tokenizers with a SentencePiece-like prefix) and are cut here.
 """
 
 from __future__ import annotations
@@ -133,6 +134,23 @@ class SeededSampler:
         return out.scatter(-1, chosen, 0.0)
 
 
+class StopOnStrings:
+    """A stopping criterion: a row is done once the decoded tail of what it generated contains a stop string."""
+
+    def __init__(self, tokenizer: Any, stops: Sequence[str], prompt_width: int):
+        self.tokenizer, self.stops, self.width = tokenizer, [s for s in stops if s], prompt_width
+        # A token decodes to at least one character (special tokens aside), so this many tokens hold any stop.
+        self.tail = 2 * max((len(s) for s in self.stops), default=0) + 4
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        torch, _ = import_torch_stack()
+        done = []
+        for row in input_ids[:, self.width :]:
+            text = self.tokenizer.decode(row[-self.tail :], skip_special_tokens=True)
+            done.append(any(stop in text for stop in self.stops))
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+
 @registry.register("hf")
 class HFEngine:
     """Args:
@@ -245,7 +263,7 @@ class HFEngine:
 
     def _generate_rows(self, inputs: list[list[int]], seeds: list[int], sampling: Sampling) -> list[Completion]:
         torch = self.torch
-        from transformers import GenerationConfig, LogitsProcessorList
+        from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
 
         width = max(len(ids) for ids in inputs)
         pad = self.tokenizer.pad_token_id
@@ -256,8 +274,8 @@ class HFEngine:
             do_sample=False,
             pad_token_id=pad,
             eos_token_id=sorted(self._end_ids()),
-            stop_strings=[s for s in sampling.stop if s] or None,
         )
+        stopping = StoppingCriteriaList([StopOnStrings(self.tokenizer, sampling.stop, width)] if sampling.stop else [])
         processors = LogitsProcessorList([] if sampling.greedy else [SeededSampler(sampling, seeds, self.device)])
         started = time.perf_counter()
         with torch.no_grad():
@@ -266,7 +284,7 @@ class HFEngine:
                 attention_mask=attention,
                 generation_config=config,
                 logits_processor=processors,
-                tokenizer=self.tokenizer,
+                stopping_criteria=stopping,
             )
         share = (time.perf_counter() - started) / len(inputs)
         completions = []

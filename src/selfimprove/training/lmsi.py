@@ -142,12 +142,15 @@ class LMSI:
         if not 0.0 <= s.min_share <= 1.0:
             raise ConfigError(f"lmsi: min_share must be within 0..1, got {s.min_share}")
 
-    def run(self) -> list[RoundReport]:
+    def run(self, on_round: Callable[[RoundReport], None] | None = None) -> list[RoundReport]:
+        """Every round; `on_round` sees each report as soon as its round ends."""
         reports = []
         model = self.base_model
         for number in range(1, self.settings.rounds + 1):
             report = self.round(number, model)
             reports.append(report)
+            if on_round is not None:
+                on_round(report)
             model = report.merged
         return reports
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -37,7 +38,8 @@ class SFTSettings:
     warmup: float = 0.05
     """Warm-up: a fraction of the steps when below 1, else a step count."""
     weight_decay: float = 0.0
-    logging_steps: int = 5
+    logging_steps: int = 0
+    """Log the loss every this many steps; 0: about 20 times per run."""
     save_steps: int = 50
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -101,7 +103,7 @@ def finetune(model: Any, tokenizer: Any, rows: list[dict], out: Path, settings: 
         max_length=settings.max_length,
         warmup_steps=settings.warmup,
         weight_decay=settings.weight_decay,
-        logging_steps=settings.logging_steps,
+        logging_steps=settings.logging_steps or _about_twenty(len(rows), settings),
         save_steps=settings.save_steps,
         save_total_limit=2,
         seed=settings.seed,
@@ -126,6 +128,7 @@ def finetune(model: Any, tokenizer: Any, rows: list[dict], out: Path, settings: 
     trainer = SFTTrainer(
         model=model, args=config, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config
     )
+    _replace_printer(trainer)
     last = _last_checkpoint(checkpoints)
     if last is not None:
         log.warning("resuming fine-tuning from %s", last)
@@ -155,6 +158,24 @@ def finetune(model: Any, tokenizer: Any, rows: list[dict], out: Path, settings: 
     return SFTResult(
         merged=out / "merged", adapter=adapter, losses=losses, steps=trainer.state.global_step, seconds=seconds
     )
+
+
+def _about_twenty(rows: int, settings: SFTSettings) -> int:
+    steps = math.ceil(rows / (settings.batch_size * settings.gradient_accumulation)) * settings.epochs
+    return max(1, int(steps) // 20)
+
+
+def _replace_printer(trainer: Any) -> None:
+    """One short progress line per logging step instead of transformers' raw dicts."""
+    from transformers import PrinterCallback, TrainerCallback
+
+    class Progress(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001 - transformers' signature
+            if logs and "loss" in logs:
+                print(f"  step {state.global_step}/{state.max_steps}  loss {float(logs['loss']):.4f}", flush=True)
+
+    trainer.remove_callback(PrinterCallback)
+    trainer.add_callback(Progress())
 
 
 def _on_cuda(model: Any) -> bool:

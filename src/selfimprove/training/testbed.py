@@ -93,7 +93,6 @@ def train_testbed(out: Path, settings: TestbedSettings | None = None) -> SFTResu
         max_length=settings.max_length,
         lora_r=0,
         warmup=0.02,
-        logging_steps=max(1, min(50, int(settings.epochs * len(rows) / settings.batch_size) // 20)),
         save_steps=500,
         seed=settings.seed,
     )
