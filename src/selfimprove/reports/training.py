@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from rich.table import Table
+from typing import Any
 
-from selfimprove.training.lmsi import RoundReport
+from rich.table import Table
 
 
 def _pct(value: float | None) -> str:
     return "—" if value is None else f"{100 * value:.1f}%"
 
 
-def round_tables(report: RoundReport) -> list[Table]:
+def round_tables(report: Any) -> list[Table]:
+    """The tables of one `training.lmsi.RoundReport` (read by attribute: reports sit beside training, not above)."""
     summary = Table(title=f"LMSI round {report.round}: {report.model}")
     summary.add_column("stage")
     summary.add_column("result")
