@@ -128,3 +128,19 @@ def test_the_cli_runs_a_round_and_prints_its_tables(base_checkpoint, tmp_path):
         assert text in result.output
     bad = CliRunner().invoke(app, [*args[:-4], "-T", "lora_rank=3"])
     assert bad.exit_code == 2 and "unknown fine-tuning setting" in bad.output
+
+
+def test_a_teacher_samples_and_the_student_is_trained(base_checkpoint, tmp_path):
+    teacher = tmp_path / "teacher"
+    model, tokenizer = tiny_llama(seed=7, hidden=48)
+    model.save_pretrained(teacher)
+    tokenizer.save_pretrained(teacher)
+    factory = CountingFactory()
+    settings = LMSISettings(paths=2, max_tokens=12, train_limit=4, test_limit=2, eval_samples=2)
+    sft = SFTSettings(epochs=1, learning_rate=3e-3, lora_r=4, lora_alpha=8, batch_size=4)
+    loop = LMSI(ArithmeticTask(level=1, shots=0), base_checkpoint, tmp_path / "w", settings, sft=sft,
+                make_engine=factory, teacher=str(teacher), log=lambda line: None)  # fmt: skip
+    (report,) = loop.run()
+    # The teacher samples; the student (base) is what is evaluated before, and trained into `merged`.
+    assert factory.sources == [str(teacher), base_checkpoint, report.merged]
+    assert report.model == base_checkpoint
