@@ -161,7 +161,7 @@ class LMSI:
         if saved.is_file():
             self.log(f"round {number}: finished before, reusing {saved}")
             return RoundReport(**json.loads(saved.read_text()))
-        report = RoundReport(round=number, model=str(model))
+        report = RoundReport(round=number, model=str(model) if model else "embedded model")
         s = self.settings
 
         started = time.perf_counter()
