@@ -35,6 +35,12 @@ class Engine(Protocol):
     def close(self) -> None: ...
 
 
+def first_stop(text: str, stops: Sequence[str]) -> int | None:
+    """Where the earliest stop string starts in `text` (engines cut completions there), or None."""
+    positions = [text.find(stop) for stop in stops if stop and stop in text]
+    return min(positions) if positions else None
+
+
 registry: Registry[Engine] = Registry(
     "engine",
     builtins=("selfimprove.engines.llama_cpp", "selfimprove.engines.openai_compat", "selfimprove.engines.hf"),

@@ -27,7 +27,7 @@ from typing import Any
 from selfimprove.core.config import home
 from selfimprove.core.errors import EngineError, ModelNotFoundError
 from selfimprove.core.types import Completion, Prompt, PromptContent, Sampling, normalize_prompts, sample_seed
-from selfimprove.engines.base import OnComplete, registry
+from selfimprove.engines.base import OnComplete, first_stop, registry
 from selfimprove.engines.embedded import EMBEDDED_NAME, embedded_model_path
 
 log = logging.getLogger(__name__)
@@ -296,7 +296,7 @@ class HFEngine:
                     break
                 produced.append(token)
             text = self.tokenizer.decode(produced, skip_special_tokens=True)
-            cut = _first_stop(text, sampling.stop)
+            cut = first_stop(text, sampling.stop)
             if cut is not None:
                 text = text[:cut]
             stopped = cut is not None or len(produced) < sampling.max_tokens
@@ -310,8 +310,3 @@ class HFEngine:
                 )
             )
         return completions
-
-
-def _first_stop(text: str, stops: Sequence[str]) -> int | None:
-    positions = [text.find(stop) for stop in stops if stop and stop in text]
-    return min(positions) if positions else None

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from selfimprove.core.errors import EngineError
 from selfimprove.core.types import Completion, Prompt, PromptContent, Sampling, normalize_prompts, sample_seed
-from selfimprove.engines.base import OnComplete, registry
+from selfimprove.engines.base import OnComplete, first_stop, registry
 from selfimprove.engines.embedded import resolve_model_path
 
 log = logging.getLogger(__name__)
@@ -312,7 +312,7 @@ class LlamaCppEngine:
         seq.last_token = token
         seq.pieces += self._piece(token)
         seq.text = seq.pieces.decode("utf-8", errors="ignore")
-        cut = _first_stop(seq.text, sampling.stop)
+        cut = first_stop(seq.text, sampling.stop)
         if cut is not None:
             seq.text = seq.text[:cut]
             seq.finish_reason = "stop"
@@ -363,8 +363,3 @@ class LlamaCppEngine:
             return self._chat_formatter(messages=content).prompt
         lines = [f"{m['role'].capitalize()}: {m['content']}" for m in content]
         return "\n".join(lines) + "\nAssistant:"
-
-
-def _first_stop(text: str, stops: Sequence[str]) -> int | None:
-    positions = [text.find(stop) for stop in stops if stop and stop in text]
-    return min(positions) if positions else None
