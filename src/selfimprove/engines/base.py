@@ -41,6 +41,11 @@ def first_stop(text: str, stops: Sequence[str]) -> int | None:
     return min(positions) if positions else None
 
 
+def plain_transcript(messages: Sequence[dict[str, str]]) -> str:
+    """Chat messages as "User: ... / Assistant:" text, for a model that has no chat template."""
+    return "\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in messages) + "\nAssistant:"
+
+
 registry: Registry[Engine] = Registry(
     "engine",
     builtins=("selfimprove.engines.llama_cpp", "selfimprove.engines.openai_compat", "selfimprove.engines.hf"),

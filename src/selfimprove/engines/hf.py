@@ -27,7 +27,7 @@ from typing import Any
 from selfimprove.core.config import home
 from selfimprove.core.errors import EngineError, ModelNotFoundError
 from selfimprove.core.types import Completion, Prompt, PromptContent, Sampling, normalize_prompts, sample_seed
-from selfimprove.engines.base import OnComplete, first_stop, registry
+from selfimprove.engines.base import OnComplete, first_stop, plain_transcript, registry
 from selfimprove.engines.embedded import EMBEDDED_NAME, embedded_model_path
 
 log = logging.getLogger(__name__)
@@ -173,9 +173,7 @@ class HFEngine:
         dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
         self.model, self.tokenizer, self.source = load_causal_lm(model, dtype=dtype, device=self.device)
         self.batch_size = max(1, int(batch_size))
-        if self.tokenizer.pad_token_id is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.tokenizer.padding_side = "left"
+        _pad_left(self.tokenizer)
 
     @classmethod
     def from_loaded(cls, model: Any, tokenizer: Any, source: str = "in-memory", batch_size: int = 16) -> HFEngine:
@@ -185,9 +183,7 @@ class HFEngine:
         engine.model, engine.tokenizer, engine.source = model, tokenizer, source
         engine.device = str(next(model.parameters()).device)
         engine.batch_size = batch_size
-        if tokenizer.pad_token_id is None:
-            tokenizer.pad_token = tokenizer.eos_token
-        tokenizer.padding_side = "left"
+        _pad_left(tokenizer)
         return engine
 
     # -- public contract -------------------------------------------------------------------------
@@ -258,8 +254,7 @@ class HFEngine:
         if getattr(self.tokenizer, "chat_template", None):
             rendered = self.tokenizer.apply_chat_template(content, tokenize=False, add_generation_prompt=True)
             return self._encode(rendered, special=False)
-        transcript = "\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in content) + "\nAssistant:"
-        return self._encode(transcript)
+        return self._encode(plain_transcript(content))
 
     def _generate_rows(self, inputs: list[list[int]], seeds: list[int], sampling: Sampling) -> list[Completion]:
         torch = self.torch
@@ -310,3 +305,10 @@ class HFEngine:
                 )
             )
         return completions
+
+
+def _pad_left(tokenizer: Any) -> None:
+    """Batches are left-padded so every row's continuation starts at the same position; EOS pads if none."""
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"

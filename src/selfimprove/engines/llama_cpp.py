@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from selfimprove.core.errors import EngineError
 from selfimprove.core.types import Completion, Prompt, PromptContent, Sampling, normalize_prompts, sample_seed
-from selfimprove.engines.base import OnComplete, first_stop, registry
+from selfimprove.engines.base import OnComplete, first_stop, plain_transcript, registry
 from selfimprove.engines.embedded import resolve_model_path
 
 log = logging.getLogger(__name__)
@@ -361,5 +361,4 @@ class LlamaCppEngine:
 
                 self._chat_formatter = Jinja2ChatFormatter(template=self._chat_template, eos_token="", bos_token="")
             return self._chat_formatter(messages=content).prompt
-        lines = [f"{m['role'].capitalize()}: {m['content']}" for m in content]
-        return "\n".join(lines) + "\nAssistant:"
+        return plain_transcript(content)
