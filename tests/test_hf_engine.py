@@ -49,7 +49,7 @@ def test_greedy_stop_strings_finish_reasons_and_callbacks(engine):
 
 def test_chat_messages_without_a_template_use_a_transcript(engine):
     messages = [{"role": "user", "content": "hi"}]
-    assert engine._encode_prompt(messages) == engine._encode("User: hi\nAssistant:")
+    assert engine.encode_prompt(messages) == engine._encode("User: hi\nAssistant:")
     assert len(engine.generate([messages], 1, Sampling(max_tokens=3))[0][0].text) > 0
 
 

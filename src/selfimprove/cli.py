@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 import tomllib
 from collections.abc import Callable
@@ -359,6 +360,91 @@ def _lmsi_sampler(name: str, device: str) -> Callable[[str | None], Any]:
         return HFEngine(model=source, device=device)
 
     return make
+
+
+@app.command()
+def score(
+    task: str = typer.Option("arithmetic", help="Task name: " + ", ".join(tasks.names())),
+    data: str | None = typer.Option(None, help="Local dataset file for the task (its train split trains)."),
+    level: str | None = typer.Option(None, help="Arithmetic difficulty: 1..6, a range 1-6 or a list 1,3."),
+    task_option: list[str] = typer.Option([], "--task-option", "-O", help="Extra task setting KEY=VALUE."),
+    model: str | None = typer.Option(
+        None, help="Model to train: checkpoint folder, hub name, .gguf (default: embedded)."
+    ),
+    out: Path = typer.Option(..., "--out", help="Work folder: checkpoints, logs, run store. Re-run to resume."),
+    mode: str = typer.Option("score", help="score (Stage I then II) or single-turn (the RL baseline alone)."),
+    baseline: bool = typer.Option(False, help="Also train the single-turn RL baseline for the same steps."),
+    stage1_steps: int = typer.Option(10, help="Stage I steps (attempt-2 reward, strong KL on attempt 1)."),
+    stage2_steps: int = typer.Option(20, help="Stage II steps (both rewards, shaping bonus on attempt 2)."),
+    problems_per_step: int = typer.Option(8, help="Train problems per step."),
+    episodes: int = typer.Option(4, help="Episodes per problem (the leave-one-out baseline's group)."),
+    alpha: float = typer.Option(10.0, help="Shaping bonus α·(r2 − r1) on attempt 2."),
+    beta1: float = typer.Option(0.01, help="KL coefficient of Stage II (both attempts) and the baseline."),
+    beta2: float = typer.Option(0.1, help="KL coefficient on attempt 1 in Stage I."),
+    temperature: float = typer.Option(1.0, help="Sampling temperature of the episodes."),
+    max_tokens: int = typer.Option(96, help="Most tokens per attempt (training and evaluation)."),
+    learning_rate: float = typer.Option(1e-4, help="AdamW learning rate."),
+    lora_r: int = typer.Option(16, help="LoRA rank; 0 trains every weight."),
+    micro_batch: int = typer.Option(8, help="Attempts per forward/backward pass (memory, not the step)."),
+    save_every: int = typer.Option(10, help="Checkpoint every this many steps (and at each stage's end)."),
+    train_limit: int | None = typer.Option(None, help="Train problems to cycle through (first N)."),
+    test_limit: int | None = typer.Option(None, help="Test problems of the before/after evaluation (first N)."),
+    seed: int = typer.Option(0, help="Sampling, shuffling and initialisation seed."),
+    device: str = typer.Option("cpu", help="cpu, or cuda (what accelerate launch gives this process)."),
+) -> None:
+    """SCoRe: two-stage multi-turn RL that trains a model to correct itself; then `self-correct` on the test
+    split before and after (and after the single-turn baseline with --baseline), side by side."""
+    from selfimprove.engines.hf import HFEngine
+    from selfimprove.reports.training import self_correction_table
+    from selfimprove.training.score import ScoreSettings, ScoreTrainer, compare_self_correction
+
+    def work() -> None:
+        task_settings = {"data": data, "level": level, **parse_options(task_option, "--task-option")}
+        the_task = build("task", tasks.get(task), task, task_settings)
+        common = dict(
+            stage1_steps=stage1_steps,
+            stage2_steps=stage2_steps,
+            problems_per_step=problems_per_step,
+            episodes=episodes,
+            alpha=alpha,
+            beta1=beta1,
+            beta2=beta2,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            learning_rate=learning_rate,
+            lora_r=lora_r,
+            micro_batch=micro_batch,
+            save_every=save_every,
+            train_limit=train_limit,
+            seed=seed,
+        )
+        modes = [mode] + (["single-turn"] if baseline and mode != "single-turn" else [])
+        trained = {}
+        for name in modes:
+            trainer = ScoreTrainer(
+                the_task, model, out / name, ScoreSettings(mode=name, **common), device=device, log=console.print
+            )
+            trained[name] = str(trainer.train())
+        from accelerate import PartialState
+
+        if not PartialState().is_main_process:
+            return  # under accelerate launch, one process evaluates
+        run_store = RunStore(out / "runs.sqlite")
+        try:
+            table = compare_self_correction(
+                the_task,
+                {"base": model, **trained},
+                run_store,
+                make_engine=lambda source: HFEngine(model=source, device=device),
+                limit=test_limit,
+                max_tokens=max_tokens,
+            )
+        finally:
+            run_store.close()
+        (out / "report.json").write_text(json.dumps(table, indent=2))
+        console.print(self_correction_table(table, f"{the_task.name}: self-correct (2 turns, greedy), test split"))
+
+    _guard(work)
 
 
 @app.command()

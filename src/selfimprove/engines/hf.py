@@ -213,14 +213,14 @@ class HFEngine:
         on_complete: OnComplete | None = None,
     ) -> list[list[Completion]]:
         prompts = normalize_prompts(prompts)
-        encoded = [self._encode_prompt(p.content) for p in prompts]
+        encoded = [self.encode_prompt(p.content) for p in prompts]
         rows = [(index, sample_id) for index, prompt in enumerate(prompts) for sample_id in prompt.ids(n)]
         results: list[dict[int, Completion]] = [{} for _ in prompts]
         for start in range(0, len(rows), self.batch_size):
             batch = rows[start : start + self.batch_size]
             seeds = [sample_seed(sampling.seed, prompts[i], s) for i, s in batch]
-            completions = self._generate_rows([encoded[i] for i, _ in batch], seeds, sampling)
-            for (index, sample_id), completion in zip(batch, completions):
+            rows_out = self.sample_rows([encoded[i] for i, _ in batch], seeds, sampling)
+            for (index, sample_id), (_, completion) in zip(batch, rows_out):
                 results[index][sample_id] = completion
                 if on_complete is not None:
                     on_complete(index, sample_id, completion)
@@ -247,7 +247,7 @@ class HFEngine:
     def _encode(self, text: str, special: bool = True) -> list[int]:
         return self.tokenizer(text, add_special_tokens=special)["input_ids"]
 
-    def _encode_prompt(self, content: PromptContent) -> list[int]:
+    def encode_prompt(self, content: PromptContent) -> list[int]:
         """Text with the tokenizer's own special tokens (BOS); chat through the model's template."""
         if isinstance(content, str):
             return self._encode(content)
@@ -256,7 +256,12 @@ class HFEngine:
             return self._encode(rendered, special=False)
         return self._encode(plain_transcript(content))
 
-    def _generate_rows(self, inputs: list[list[int]], seeds: list[int], sampling: Sampling) -> list[Completion]:
+    def sample_rows(
+        self, inputs: list[list[int]], seeds: list[int], sampling: Sampling
+    ) -> list[tuple[list[int], Completion]]:
+        """One batch of prompts given as token ids: for each, the token ids the model drew (the end token
+        included when it ended the row; what a policy gradient trains on) and the Completion (its text cut
+        at a stop string)."""
         torch = self.torch
         from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
 
@@ -282,11 +287,12 @@ class HFEngine:
                 stopping_criteria=stopping,
             )
         share = (time.perf_counter() - started) / len(inputs)
-        completions = []
+        results = []
         ends = self._end_ids() | {pad}  # a row finished before its batch-mates is padded after its end
         for prompt_ids, row in zip(inputs, output[:, width:].tolist()):
-            produced = []
+            produced, drawn = [], []
             for token in row:
+                drawn.append(token)
                 if token in ends:
                     break
                 produced.append(token)
@@ -295,16 +301,17 @@ class HFEngine:
             if cut is not None:
                 text = text[:cut]
             stopped = cut is not None or len(produced) < sampling.max_tokens
-            completions.append(
-                Completion(
-                    text=text,
-                    prompt_tokens=len(prompt_ids),
-                    completion_tokens=len(produced),
-                    finish_reason="stop" if stopped else "length",
-                    seconds=share,
-                )
+            if cut is not None:  # a row a stop string ended is padded afterwards: the pad was not drawn
+                drawn = produced
+            completion = Completion(
+                text=text,
+                prompt_tokens=len(prompt_ids),
+                completion_tokens=len(produced),
+                finish_reason="stop" if stopped else "length",
+                seconds=share,
             )
-        return completions
+            results.append((drawn, completion))
+        return results
 
 
 def _pad_left(tokenizer: Any) -> None:

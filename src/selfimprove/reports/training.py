@@ -50,3 +50,22 @@ def round_tables(report: Any) -> list[Table]:
             f"{row['p_value']:.3f}",
         )
     return [summary, calibration, evaluation]
+
+
+def self_correction_table(rows: list[dict], title: str) -> Table:
+    """`training.score.compare_self_correction` rows: Acc@t1, Acc@t2, Δ, i→c, c→i, edit distance per model."""
+    table = Table(title=title)
+    for column in ("model", "problems", "Acc@t1", "Acc@t2", "Δ(t1,t2)", "Δ i→c", "Δ c→i", "edit distance"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for row in rows:
+        table.add_row(
+            row["model"],
+            str(row["problems"]),
+            _pct(row["acc_t1"]),
+            _pct(row["acc_t2"]),
+            f"{100 * row['delta']:+.1f}",
+            _pct(row["incorrect_to_correct"]),
+            _pct(row["correct_to_incorrect"]),
+            f"{row['edit_distance']:.2f}",
+        )
+    return table
