@@ -74,6 +74,7 @@ class ScoreSettings:
     max_grad_norm: float = 1.0
     save_every: int = 10
     train_limit: int | None = None
+    """Train problems to cycle through; default: as many as the steps use (problems_per_step × steps)."""
     instruction: str = DEFAULT_INSTRUCTION
     seed: int = 0
     extra_stops: tuple[str, ...] = field(default_factory=tuple)
@@ -342,7 +343,10 @@ class ScoreTrainer:
     # -- data ------------------------------------------------------------------------------------
 
     def _problems(self, processes: int) -> list[Problem]:
-        problems = list(self.task.problems("train", limit=self.settings.train_limit))
+        # A generated task's train split never ends: without a limit, take as many as the schedule uses.
+        steps = sum(n for _, n in self.settings.schedule())
+        limit = self.settings.train_limit or max(1, steps) * self.settings.problems_per_step
+        problems = list(self.task.problems("train", limit=limit))
         if not problems:
             raise ConfigError(f"task {self.task.name!r} has no train problems to train on")
         if self.settings.problems_per_step % processes:
