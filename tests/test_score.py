@@ -134,8 +134,8 @@ def train(checkpoint, out, settings, log=lambda line: None):
 
 
 def test_turn_returns_follow_each_stage():
-    assert stage_one(0.1).turn_returns([1, 0]) == [0.0, 0.0]  # Stage I rewards attempt 2 only
-    assert stage_one(0.1).turn_returns([0, 1]) == [1.0, 1.0]
+    assert stage_one(0.1).turn_returns([1, 0]) == [0.0, 0.0]  # Stage I rewards attempt 2 only ...
+    assert stage_one(0.1).turn_returns([0, 1]) == [0.0, 1.0]  # ... attempt 1 feels only its KL
     assert stage_one(0.1).kl == (0.1, 0.0)
     two = stage_two(alpha=10, beta1=0.01)
     assert two.turn_returns([0, 1]) == [1.0, 11.0]  # fixed: r1 + r2 for attempt 1; r2 + 10·(1 − 0) for attempt 2
@@ -255,3 +255,17 @@ def test_lora_training_uses_the_adapter_free_model_as_reference(toy_checkpoint, 
     base, _ = load_checkpoint(toy_checkpoint)
     changed = any(not torch.equal(a, b) for a, b in zip(reloaded.state_dict().values(), base.state_dict().values()))
     assert changed
+
+
+def test_format_warmup_rows_repeat_the_models_own_first_attempt(toy_checkpoint):
+    from selfimprove.engines.hf import HFEngine
+    from selfimprove.training.score_warmup import repeat_rows
+
+    engine = HFEngine(model=toy_checkpoint)
+    rows = repeat_rows(CopyDigit(), engine, problems=6, instruction=INSTRUCTION, max_tokens=3)
+    assert 0 < len(rows) <= 12 and len(rows) % 2 == 0
+    for first, second in zip(rows[::2], rows[1::2]):
+        assert first["completion"] == second["completion"] and first["completion"].strip()
+        assert first["prompt"] == f"{first['prompt'][0]}:"  # attempt 1 kept as the model wrote it
+        assert second["prompt"] == f"{first['prompt']}{first['completion']}\n\n{INSTRUCTION}\n{REVISION_CUE}"
+        assert "\n" not in first["completion"]

@@ -391,6 +391,9 @@ def score(
     test_limit: int | None = typer.Option(None, help="Test problems of the before/after evaluation (first N)."),
     seed: int = typer.Option(0, help="Sampling, shuffling and initialisation seed."),
     device: str = typer.Option("cpu", help="cpu, or cuda (what accelerate launch gives this process)."),
+    format_warmup: int = typer.Option(
+        0, help="First fine-tune on N train problems' transcripts repeating the model's own attempt 1 (no labels)."
+    ),
 ) -> None:
     """SCoRe: two-stage multi-turn RL that trains a model to correct itself; then `self-correct` on the test
     split before and after (and after the single-turn baseline with --baseline), side by side."""
@@ -418,11 +421,30 @@ def score(
             train_limit=train_limit,
             seed=seed,
         )
+        make_engine = lambda source: HFEngine(model=source, device=device)  # noqa: E731
+        start, trained = model, {}
+        if format_warmup > 0:
+            from selfimprove.training.score import load_for_training
+            from selfimprove.training.score_warmup import format_warmup as warm_up
+
+            console.print(f"format warm-up on {format_warmup} train problems (the model's own attempts repeated)")
+            start = str(
+                warm_up(
+                    the_task,
+                    model,
+                    out / "warmup",
+                    format_warmup,
+                    ScoreSettings().instruction,
+                    max_tokens,
+                    make_engine=make_engine,
+                    load_model=load_for_training,
+                )
+            )
+            trained["warm-up"] = start
         modes = [mode] + (["single-turn"] if baseline and mode != "single-turn" else [])
-        trained = {}
         for name in modes:
             trainer = ScoreTrainer(
-                the_task, model, out / name, ScoreSettings(mode=name, **common), device=device, log=console.print
+                the_task, start, out / name, ScoreSettings(mode=name, **common), device=device, log=console.print
             )
             trained[name] = str(trainer.train())
         from accelerate import PartialState
@@ -435,7 +457,7 @@ def score(
                 the_task,
                 {"base": model, **trained},
                 run_store,
-                make_engine=lambda source: HFEngine(model=source, device=device),
+                make_engine=make_engine,
                 limit=test_limit,
                 max_tokens=max_tokens,
             )

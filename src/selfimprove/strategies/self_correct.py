@@ -37,6 +37,11 @@ DEFAULT_INSTRUCTION = (
 REVISION_CUE = "Revised answer:"
 
 
+def attempt_stops(task: Task, instruction: str) -> tuple[str, ...]:
+    """What ends one attempt: the task's stops, and the instruction's first words (a base model may write it)."""
+    return (*task.stop, "\n" + instruction[:24])
+
+
 def continue_conversation(prompt: PromptContent, attempt: str, instruction: str) -> PromptContent:
     """The next turn's prompt: the previous prompt, its attempt, then the correction instruction."""
     if isinstance(prompt, str):
@@ -67,8 +72,7 @@ class SelfCorrect:
 
     def _sampling(self, task: Task) -> Sampling:
         temperature = self.temperature or (0.7 if self.turn_samples > 1 else 0.0)
-        # A base model may write the instruction itself: its first words end an attempt too.
-        stop = (*task.stop, "\n" + self.instruction[:24])
+        stop = attempt_stops(task, self.instruction)
         return Sampling(
             temperature=temperature,
             top_p=self.top_p,

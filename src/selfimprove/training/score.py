@@ -28,7 +28,7 @@ import random
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ from selfimprove.core.errors import ConfigError
 from selfimprove.core.types import Problem, Prompt, Sampling, sample_seed
 from selfimprove.runs.metrics import normalised_edit_distance
 from selfimprove.strategies.base import extract_answer
-from selfimprove.strategies.self_correct import DEFAULT_INSTRUCTION, continue_conversation
+from selfimprove.strategies.self_correct import DEFAULT_INSTRUCTION, attempt_stops, continue_conversation
 from selfimprove.tasks.base import Task
 from selfimprove.training.score_loss import (
     StageObjective,
@@ -77,7 +77,6 @@ class ScoreSettings:
     """Train problems to cycle through; default: as many as the steps use (problems_per_step × steps)."""
     instruction: str = DEFAULT_INSTRUCTION
     seed: int = 0
-    extra_stops: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -96,13 +95,12 @@ class ScoreSettings:
     def sampling(self, task: Task, step: int) -> Sampling:
         """Pure policy samples (no top-k/top-p: the gradient assumes y ~ π), a seed per step, and the same
         stops as the self-correct strategy (a base model may write the instruction itself)."""
-        stops = (*task.stop, "\n" + self.instruction[:24], *self.extra_stops)
         return Sampling(
             temperature=self.temperature,
             top_p=1.0,
             top_k=0,
             max_tokens=self.max_tokens,
-            stop=stops,
+            stop=attempt_stops(task, self.instruction),
             seed=self.seed * 1_000_003 + step,
         )
 
@@ -182,7 +180,7 @@ class ScoreTrainer:
     ):
         self.task, self.source, self.out, self.settings = task, model, Path(out), settings
         self.device, self.log = device, log
-        self.load_model = load_model or _load_for_training
+        self.load_model = load_model or load_for_training
 
     # -- public ----------------------------------------------------------------------------------
 
@@ -493,7 +491,6 @@ def _comparable(settings: ScoreSettings) -> dict:
     """The settings that change what a checkpoint means (a resumed run must share them)."""
     values = asdict(settings)
     values.pop("save_every")
-    values["extra_stops"] = list(values["extra_stops"])
     return values
 
 
@@ -508,7 +505,7 @@ def _untied(weights: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _load_for_training(source: str | None) -> tuple[Any, Any]:
+def load_for_training(source: str | None) -> tuple[Any, Any]:
     from selfimprove.engines.hf import load_causal_lm
 
     model, tokenizer, _ = load_causal_lm(source)

@@ -8,10 +8,13 @@ r_t the grader's reward (1 right, 0 wrong) of attempt t:
   answering worse first (the collapse the paper warns of).
 - Stage II maximises E[r(y1) + r(y2)] − β1·(KL on both turns) with a bonus α·(r2 − r1) on attempt 2.
 
-Each turn's tokens are pushed by the return that follows them (the policy-gradient rule: an action
-is credited only with rewards it can influence): attempt 1 by everything after it, attempt 2 by its
-own reward. The shaping bonus is credited to attempt 2 only. Why: crediting α·(r2 − r1) to attempt
-1 as well would reward a *wrong* first attempt (−α·r1), the very collapse the bonus fights.
+Credit per turn. Stage II: attempt 1's tokens get r1 + r2 (the rewards that follow them), attempt
+2's get r2 + α·(r2 − r1). The bonus goes to attempt 2 only: crediting it to attempt 1 as well would
+reward a *wrong* first attempt (−α·r1), the very collapse the bonus fights. Stage I: attempt 2 gets
+r2 and attempt 1 gets no reward at all, only its KL — the paper's "train the second attempt while
+forcing the first not to change". The exact gradient of E[r(y2)] would also credit attempt 1 with
+r2; measured on the testbed (docs/score.md), that credit pulled sampled attempt-1 accuracy from
+0.4 to about 0.1 within 20 steps despite β2 = 0.1: the model learnt to answer worse first.
 
 The baseline is leave-one-out (RLOO, Ahmadian et al. 2024): each episode's return minus the mean
 of the other episodes of the same problem. KL is estimated per sampled token with Schulman's
@@ -35,8 +38,8 @@ class StageObjective:
     turns: int
     kl: tuple[float, ...]
     alpha: float = 0.0
-    reward_first: bool = True
-    """Whether attempt 1's own reward counts (Stage II, single-turn RL) or only attempt 2's (Stage I)."""
+    credit_first: bool = True
+    """Whether attempt 1's tokens get a return (Stage II, single-turn RL) or only their KL (Stage I)."""
 
     def turn_returns(self, rewards: Sequence[float]) -> list[float]:
         """The return credited to each turn's tokens, from the attempts' 0/1 rewards."""
@@ -46,18 +49,18 @@ class StageObjective:
             return [float(rewards[0])]
         r1, r2 = float(rewards[0]), float(rewards[1])
         second = r2 + self.alpha * (r2 - r1)
-        first = (r1 if self.reward_first else 0.0) + r2
+        first = r1 + r2 if self.credit_first else 0.0
         return [first, second]
 
 
 def stage_one(beta2: float) -> StageObjective:
-    """E[r(y2)] − β2·KL on attempt 1 only."""
-    return StageObjective("stage-1", turns=2, kl=(beta2, 0.0), alpha=0.0, reward_first=False)
+    """E[r(y2)] for attempt 2; attempt 1 held by β2·KL alone."""
+    return StageObjective("stage-1", turns=2, kl=(beta2, 0.0), alpha=0.0, credit_first=False)
 
 
 def stage_two(alpha: float, beta1: float) -> StageObjective:
     """E[r(y1) + r(y2)] + α·(r2 − r1) on attempt 2 − β1·KL on both attempts."""
-    return StageObjective("stage-2", turns=2, kl=(beta1, beta1), alpha=alpha, reward_first=True)
+    return StageObjective("stage-2", turns=2, kl=(beta1, beta1), alpha=alpha, credit_first=True)
 
 
 def single_turn(beta1: float) -> StageObjective:
