@@ -5,6 +5,8 @@ Target (issue 4): >= 3x fewer samples at <= 1 point accuracy loss.
 
     python benchmarks/adaptive_consistency.py                       # arithmetic level 1 (30) + GSM8K dev (20)
     python benchmarks/adaptive_consistency.py --gsm8k-limit 0       # arithmetic only
+    python benchmarks/adaptive_consistency.py --model work/testbed/merged --shots 0 --level 2 --gsm8k-limit 0
+        # a Hugging Face checkpoint through the `hf` engine (the testbed: a model confident enough to stop early)
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from selfimprove.engines.llama_cpp import LlamaCppEngine
 from selfimprove.runs import metrics, runner
 from selfimprove.runs.store import RunStore
 from selfimprove.strategies.adaptive_consistency import AdaptiveConsistency
@@ -31,15 +32,21 @@ def main() -> None:
     parser.add_argument("--gsm8k-limit", type=int, default=20)
     parser.add_argument("--gsm8k-data", default=str(SHARED))
     parser.add_argument("--store", default=None, help="keep the runs in this store (default: a temporary one)")
+    parser.add_argument("--model", default=None, help="a Hugging Face checkpoint (hf engine); default: embedded GGUF")
+    parser.add_argument("--level", default="1", help="arithmetic level(s)")
+    parser.add_argument("--shots", type=int, default=None, help="arithmetic exemplars (the testbed takes 0)")
     args = parser.parse_args()
 
     tasks = []
     if args.arithmetic_limit:
-        tasks.append(("arithmetic L1", ArithmeticTask(level=1), args.arithmetic_limit, 128))
+        shots = {} if args.shots is None else {"shots": args.shots}
+        tasks.append(
+            (f"arithmetic L{args.level}", ArithmeticTask(level=args.level, **shots), args.arithmetic_limit, 128)
+        )
     if args.gsm8k_limit:
         tasks.append(("gsm8k dev", GSM8KTask(data=args.gsm8k_data), args.gsm8k_limit, 256))
     store = RunStore(args.store or Path(tempfile.mkdtemp()) / "runs.sqlite")
-    engine = LlamaCppEngine()
+    engine = make_engine(args.model)
     header = f"{'task':14} {'strategy':26} {'accuracy':>9} {'samples/pb':>10} {'tokens/pb':>10}"
     print(header)
     for label, task, limit, max_tokens in tasks:
@@ -65,6 +72,16 @@ def main() -> None:
                 )
             print(line, flush=True)
     engine.close()
+
+
+def make_engine(model: str | None):
+    if model is None:
+        from selfimprove.engines.llama_cpp import LlamaCppEngine
+
+        return LlamaCppEngine()
+    from selfimprove.engines.hf import HFEngine
+
+    return HFEngine(model=model, batch_size=32)
 
 
 if __name__ == "__main__":

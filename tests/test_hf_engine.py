@@ -59,3 +59,20 @@ def test_missing_models_are_clear_errors(tmp_path):
     with pytest.raises(ModelNotFoundError, match="no config.json"):
         resolve_source(str(tmp_path))
     assert resolve_source("org/model") == ("org/model", None)  # a hub name is passed through
+
+
+def test_sample_rows_return_the_token_ids_drawn(engine):
+    """What a policy gradient trains on: every drawn token, an ending EOS included, never a pad after a stop."""
+    prompt = engine.encode_prompt("abc")
+    sampling = Sampling(temperature=1.0, max_tokens=10, seed=1)
+    (ids, completion), (again, _) = engine.sample_rows([prompt, prompt], [7, 7], sampling)
+    ends = engine._end_ids() | {engine.tokenizer.pad_token_id}  # a random model may draw <pad>: it ends the row too
+    assert ids == again and len(ids) == completion.completion_tokens + (ids[-1] in ends)
+    assert engine.tokenizer.decode(ids, skip_special_tokens=True) == completion.text
+    greedy_text = engine.generate(["abc"], 1, Sampling(max_tokens=10))[0][0].text
+    stop = greedy_text[2]
+    ((cut_ids, cut), (full_ids, _)) = engine.sample_rows(
+        [prompt, engine.encode_prompt("xyz")], [0, 0], Sampling(max_tokens=10, stop=(stop,))
+    )
+    assert engine.tokenizer.decode(cut_ids) == greedy_text[: greedy_text.index(stop) + 1]  # through the stop, no pad
+    assert cut.text == greedy_text[: greedy_text.index(stop)]

@@ -200,7 +200,7 @@ class ScoreTrainer:
         accelerator = Accelerator(cpu=self.device == "cpu")
         torch.manual_seed(s.seed)
         policy, tokenizer, reference = self._models(accelerator.device)
-        state = self._resume(policy)
+        state = self._resume(policy, accelerator.is_main_process)
         trainable = [p for p in policy.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(trainable, lr=s.learning_rate, weight_decay=0.0)
         if state is not None:
@@ -263,11 +263,12 @@ class ScoreTrainer:
             parameter.requires_grad_(False)
         return model, tokenizer, reference
 
-    def _resume(self, policy: Any) -> dict | None:
+    def _resume(self, policy: Any, main_process: bool = True) -> dict | None:
         """Loads the last checkpoint's weights into `policy`; its state (step) or None."""
         folder = self.out / "checkpoint"
         if not (folder / "state.json").is_file():
-            self._trim_log(0)
+            if main_process:
+                self._trim_log(0)
             return None
         state = json.loads((folder / "state.json").read_text())
         if state["settings"] != _comparable(self.settings):
@@ -283,8 +284,9 @@ class ScoreTrainer:
             set_peft_model_state_dict(policy, load_file(folder / "adapter_model.safetensors"))
         else:
             policy.load_state_dict(load_file(folder / "model.safetensors"), strict=False)
-        self._trim_log(state["global_step"])
-        self.log(f"resuming {self.out} after step {state['global_step']}")
+        if main_process:
+            self._trim_log(state["global_step"])
+            self.log(f"resuming {self.out} after step {state['global_step']}")
         return state
 
     def _trim_log(self, steps: int) -> None:
