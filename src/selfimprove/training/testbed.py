@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from selfimprove.strategies.self_correct import DEFAULT_INSTRUCTION, REVISION_CUE
 from selfimprove.tasks.arithmetic import ArithmeticTask
 from selfimprove.training.formats import STEP_BY_STEP, zero_shot_prompt
 from selfimprove.training.sft import SFTResult, SFTSettings, finetune
@@ -49,10 +50,12 @@ def testbed_rows(levels: str, examples: int, seed: int = 0) -> list[dict]:
 
 
 def testbed_tokenizer(seed: int = 0) -> Any:
-    """Fitted on every level's train text plus the prompt and training-format phrases LMSI uses."""
+    """Fitted on every level's train text plus the phrases of LMSI's training formats and of the
+    self-correct transcript (new words get new ids after the old ones)."""
     task = ArithmeticTask(level="1-6", seed=seed, shots=0)
     corpus = [f"{p.question} {p.metadata['solution']}" for p in task.problems("train", limit=5000)]
     corpus.append(f"{zero_shot_prompt('q', True)} {STEP_BY_STEP} The answer is")
+    corpus.append(f"{DEFAULT_INSTRUCTION}\n{REVISION_CUE}")  # the self-correct transcript (SCoRe) in words, not <unk>
     return word_digit_tokenizer(corpus)
 
 
