@@ -32,6 +32,7 @@ def main() -> None:
     parser.add_argument("--gsm8k-limit", type=int, default=20)
     parser.add_argument("--gsm8k-data", default=str(SHARED))
     parser.add_argument("--store", default=None, help="keep the runs in this store (default: a temporary one)")
+    parser.add_argument("--batch", type=int, default=4, help="adaptive: samples per round (and the ESC window)")
     parser.add_argument("--model", default=None, help="a Hugging Face checkpoint (hf engine); default: embedded GGUF")
     parser.add_argument("--level", default="1", help="arithmetic level(s)")
     parser.add_argument("--shots", type=int, default=None, help="arithmetic exemplars (the testbed takes 0)")
@@ -52,8 +53,14 @@ def main() -> None:
     for label, task, limit, max_tokens in tasks:
         strategies = [
             (f"fixed k={args.k}", SelfConsistency(samples=args.k, max_tokens=max_tokens, greedy_baseline=False)),
-            ("adaptive beta 0.95", AdaptiveConsistency(samples=args.k, max_tokens=max_tokens, stop_rule="beta")),
-            ("adaptive window 4", AdaptiveConsistency(samples=args.k, max_tokens=max_tokens, stop_rule="window")),
+            (
+                f"adaptive beta 0.95 b{args.batch}",
+                AdaptiveConsistency(samples=args.k, batch=args.batch, max_tokens=max_tokens, stop_rule="beta"),
+            ),
+            (
+                f"adaptive window {args.batch}",
+                AdaptiveConsistency(samples=args.k, batch=args.batch, max_tokens=max_tokens, stop_rule="window"),
+            ),
         ]
         base = None
         for name, strategy in strategies:
