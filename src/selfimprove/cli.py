@@ -444,7 +444,12 @@ def score(
         modes = [mode] + (["single-turn"] if baseline and mode != "single-turn" else [])
         for name in modes:
             trainer = ScoreTrainer(
-                the_task, start, out / name, ScoreSettings(mode=name, **common), device=device, log=console.print
+                the_task,
+                start,
+                out / name,
+                ScoreSettings(mode=name, **common),
+                device=device,
+                log=lambda line: console.print(line, soft_wrap=True),  # one step, one line, however wide
             )
             trained[name] = str(trainer.train())
         from accelerate import PartialState
