@@ -424,8 +424,8 @@ def score(
         make_engine = lambda source: HFEngine(model=source, device=device)  # noqa: E731
         start, trained = model, {}
         if format_warmup > 0:
-            from selfimprove.training.score import load_for_training
             from selfimprove.training.score_warmup import format_warmup as warm_up
+            from selfimprove.training.sft import load_for_training
 
             console.print(f"format warm-up on {format_warmup} train problems (the model's own attempts repeated)")
             start = str(

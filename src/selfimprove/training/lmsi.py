@@ -38,7 +38,7 @@ from selfimprove.strategies.self_consistency import SelfConsistency
 from selfimprove.strategies.voting import majority_vote
 from selfimprove.tasks.base import Task
 from selfimprove.training.formats import FORMATS, KeptPath, training_rows
-from selfimprove.training.sft import SFTSettings, finetune
+from selfimprove.training.sft import SFTSettings, finetune, load_for_training
 
 SHARE_BUCKETS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0001)
 
@@ -128,7 +128,7 @@ class LMSI:
         self.sft = sft
         self.make_engine = make_engine or _hf_engine
         self.make_sampler = make_sampler or self.make_engine
-        self.load_model = load_model or _load_for_training
+        self.load_model = load_model or load_for_training
         self.teacher = teacher
         self.log = log
         self.work.mkdir(parents=True, exist_ok=True)
@@ -308,10 +308,3 @@ def _hf_engine(source: str | None) -> Engine:
     from selfimprove.engines.hf import HFEngine
 
     return HFEngine(model=source)
-
-
-def _load_for_training(source: str | None) -> tuple[Any, Any]:
-    from selfimprove.engines.hf import load_causal_lm
-
-    model, tokenizer, _ = load_causal_lm(source)
-    return model, tokenizer

@@ -46,6 +46,7 @@ from selfimprove.training.score_loss import (
     stage_one,
     stage_two,
 )
+from selfimprove.training.sft import load_for_training
 
 MODES = ("score", "single-turn")
 
@@ -505,13 +506,6 @@ def _untied(weights: dict[str, Any]) -> dict[str, Any]:
         out[key] = value.clone() if pointer in seen else value
         seen.add(pointer)
     return out
-
-
-def load_for_training(source: str | None) -> tuple[Any, Any]:
-    from selfimprove.engines.hf import load_causal_lm
-
-    model, tokenizer, _ = load_causal_lm(source)
-    return model, tokenizer
 
 
 def compare_self_correction(

@@ -187,3 +187,11 @@ def _last_checkpoint(folder: Path) -> Path | None:
         return None
     found = [p for p in folder.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
     return max(found, key=lambda p: int(p.name.split("-")[-1]), default=None)
+
+
+def load_for_training(source: str | None) -> tuple[Any, Any]:
+    """(model, tokenizer) in float32 on the CPU, from a checkpoint folder, hub name, .gguf or None (embedded)."""
+    from selfimprove.engines.hf import load_causal_lm
+
+    model, tokenizer, _ = load_causal_lm(source)
+    return model, tokenizer
