@@ -300,6 +300,12 @@ def lmsi(
     sample_engine: str = typer.Option(
         "hf", help="Engine of the sampling stage: hf, or llama-cpp for a GGUF model (faster on CPU)."
     ),
+    gguf: str | None = typer.Option(
+        None, help="Also export each round's model to GGUF of this type (q8_0, q4_k_m ...); llama-cpp samples it."
+    ),
+    gguf_template: str | None = typer.Option(
+        None, help="GGUF whose metadata and tokenizer the export keeps (default: the GGUF --model came from)."
+    ),
 ) -> None:
     """LMSI: sample, vote, keep, fine-tune with LoRA, evaluate before and after — no labels used."""
     from selfimprove.engines.hf import HFEngine
@@ -321,6 +327,8 @@ def lmsi(
             eval_samples=eval_samples,
             rounds=rounds,
             seed=seed,
+            gguf_type=gguf,
+            gguf_template=gguf_template,
         )
         overrides = {k: _coerce(v) for k, v in parse_options(sft_option, "--sft-option").items()}
         SFTSettings.scaled_to(0, **overrides)  # an unknown setting fails now, before any model loads
@@ -527,6 +535,25 @@ def testbed(
         finally:
             engine.close()
             run_store.close()
+
+    _guard(work)
+
+
+@app.command("export-gguf")
+def export_gguf_command(
+    model: Path = typer.Option(..., "--model", help="Hugging Face checkpoint folder (e.g. LMSI's round-1/sft/merged)."),
+    out: Path = typer.Option(..., "--out", help="GGUF file to write."),
+    out_type: str = typer.Option("q8_0", "--type", help="f32, f16, bf16, q8_0, or a llama.cpp k-quant (q4_k_m ...)."),
+    template: Path | None = typer.Option(
+        None, help="GGUF of the same architecture whose metadata and tokenizer are kept (default: the embedded model)."
+    ),
+) -> None:
+    """Export a trained checkpoint to GGUF so llama.cpp serves it (`run --engine llama-cpp --model OUT`)."""
+    from selfimprove.training.gguf_export import default_template, export_checkpoint
+
+    def work() -> None:
+        written = export_checkpoint(model, default_template(None, template), out, out_type)
+        console.print(f"wrote {written} ({written.stat().st_size / 2**20:.0f} MiB, {out_type})")
 
     _guard(work)
 

@@ -38,6 +38,7 @@ from selfimprove.strategies.self_consistency import SelfConsistency
 from selfimprove.strategies.voting import majority_vote
 from selfimprove.tasks.base import Task
 from selfimprove.training.formats import FORMATS, KeptPath, training_rows
+from selfimprove.training.gguf_export import EXPORT_TYPES, default_template, export_checkpoint
 from selfimprove.training.sft import SFTSettings, finetune, load_for_training
 
 SHARE_BUCKETS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0001)
@@ -57,6 +58,9 @@ class LMSISettings:
     rounds: int = 1
     shots: int = 4
     seed: int = 0
+    gguf_type: str | None = None
+    """Export each round's merged model to GGUF of this type; a llama.cpp sampler then samples it."""
+    gguf_template: str | None = None
 
 
 class UnlabeledTrainSplit:
@@ -92,6 +96,7 @@ class RoundReport:
     seconds: dict[str, float] = field(default_factory=dict)
     evaluation: dict[str, Any] = field(default_factory=dict)
     merged: str = ""
+    gguf: str = ""
 
 
 EngineFactory = Callable[[str | None], Engine]
@@ -141,20 +146,26 @@ class LMSI:
             raise ConfigError("lmsi: paths, rounds and eval_samples must be >= 1")
         if not 0.0 <= s.min_share <= 1.0:
             raise ConfigError(f"lmsi: min_share must be within 0..1, got {s.min_share}")
+        if s.gguf_type is not None:
+            if s.gguf_type not in EXPORT_TYPES:
+                raise ConfigError(f"lmsi: unknown GGUF type {s.gguf_type!r}; choose from {', '.join(EXPORT_TYPES)}")
+            default_template(self.base_model, s.gguf_template)  # a base model without a template fails now
 
     def run(self, on_round: Callable[[RoundReport], None] | None = None) -> list[RoundReport]:
         """Every round; `on_round` sees each report as soon as its round ends."""
         reports = []
-        model = self.base_model
+        model, sample_from = self.base_model, self.base_model
         for number in range(1, self.settings.rounds + 1):
-            report = self.round(number, model)
+            report = self.round(number, model, sample_from)
             reports.append(report)
             if on_round is not None:
                 on_round(report)
-            model = report.merged
+            model, sample_from = report.merged, report.gguf or report.merged
         return reports
 
-    def round(self, number: int, model: str | None) -> RoundReport:
+    def round(self, number: int, model: str | None, sample_from: str | None = None) -> RoundReport:
+        """One round on `model`; `sample_from` is the same model in another format (a GGUF export) when
+        the sampling engine prefers it."""
         folder = self.work / f"round-{number}"
         folder.mkdir(exist_ok=True)
         saved = folder / "report.json"
@@ -165,7 +176,7 @@ class LMSI:
         s = self.settings
 
         started = time.perf_counter()
-        sampler = self.make_sampler(self.teacher or model)
+        sampler = self.make_sampler(self.teacher or sample_from or model)
         try:
             strategy = SelfConsistency(
                 samples=s.paths,
@@ -205,6 +216,11 @@ class LMSI:
         if result.losses:
             self.log(f"round {number}: {result.steps} steps, loss {result.losses[0]:.3f} -> {result.losses[-1]:.3f}")
 
+        if s.gguf_type:
+            started = time.perf_counter()
+            report.gguf = str(self._export(result.merged, folder / "sft" / f"model-{s.gguf_type}.gguf"))
+            report.seconds["export"] = time.perf_counter() - started
+
         started = time.perf_counter()
         report.evaluation = self._evaluate(model, str(result.merged))
         report.seconds["evaluate"] = time.perf_counter() - started
@@ -212,6 +228,13 @@ class LMSI:
         return report
 
     # -- stages ----------------------------------------------------------------------------------
+
+    def _export(self, merged: Path, target: Path) -> Path:
+        if target.is_file():
+            return target
+        template = default_template(self.base_model, self.settings.gguf_template)
+        self.log(f"exporting {merged} to {target.name} (template {template.name})")
+        return export_checkpoint(merged, template, target, self.settings.gguf_type or "q8_0")
 
     def _select(self, run_id: str, report: RoundReport) -> tuple[list[KeptPath], list[dict]]:
         """Majority vote without labels; then, for the report only, how vote share tracked accuracy."""
