@@ -12,7 +12,7 @@ gguf = pytest.importorskip("gguf")
 
 from selfimprove.core.errors import ConfigError  # noqa: E402
 from selfimprove.training.gguf_export import default_template, export_checkpoint, export_gguf  # noqa: E402
-from tiny_models import tiny_llama  # noqa: E402
+from tiny_models import gguf_template, tiny_llama  # noqa: E402
 
 VOCAB = 96
 
@@ -41,64 +41,6 @@ def tiny_gemma3(seed: int = 0):
     return model
 
 
-def _blocks(arch: str, hidden: int, ffn: int, q_rows: int, kv_rows: int, head_dim: int, layers: int):
-    names = {
-        "attn_norm": (hidden,),
-        "attn_q": (q_rows, hidden),
-        "attn_k": (kv_rows, hidden),
-        "attn_v": (kv_rows, hidden),
-        "attn_output": (hidden, q_rows),
-        "ffn_norm": (hidden,),
-        "ffn_gate": (ffn, hidden),
-        "ffn_up": (ffn, hidden),
-        "ffn_down": (hidden, ffn),
-    }
-    if arch == "gemma3":
-        names |= {
-            "attn_q_norm": (head_dim,),
-            "attn_k_norm": (head_dim,),
-            "post_attention_norm": (hidden,),
-            "post_ffw_norm": (hidden,),
-        }
-    return {f"blk.{i}.{name}.weight": shape for i in range(layers) for name, shape in names.items()}
-
-
-def write_template(path, arch: str, config, vocab: int, tied: bool) -> None:
-    """A GGUF with the model's hyperparameters, a stand-in vocabulary and all-zero tensors."""
-    writer = gguf.GGUFWriter(str(path), arch)
-    heads, kv_heads = config.num_attention_heads, config.num_key_value_heads
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
-    writer.add_context_length(config.max_position_embeddings)
-    writer.add_embedding_length(config.hidden_size)
-    writer.add_block_count(config.num_hidden_layers)
-    writer.add_feed_forward_length(config.intermediate_size)
-    writer.add_head_count(heads)
-    writer.add_head_count_kv(kv_heads)
-    writer.add_layer_norm_rms_eps(config.rms_norm_eps)
-    writer.add_rope_freq_base(10000.0)
-    if arch == "gemma3":
-        writer.add_key_length(head_dim)
-        writer.add_value_length(head_dim)
-        writer.add_sliding_window(config.sliding_window)
-    writer.add_tokenizer_model("llama")
-    writer.add_token_list([f"<t{i}>" for i in range(vocab)])
-    writer.add_token_scores([0.0] * vocab)
-    writer.add_token_types([1] * vocab)
-    shapes = {"token_embd.weight": (vocab, config.hidden_size), "output_norm.weight": (config.hidden_size,)}
-    if not tied:
-        shapes["output.weight"] = (vocab, config.hidden_size)
-    shapes |= _blocks(
-        arch, config.hidden_size, config.intermediate_size, heads * head_dim, kv_heads * head_dim, head_dim,
-        config.num_hidden_layers,
-    )  # fmt: skip
-    for name, shape in shapes.items():
-        writer.add_tensor(name, np.zeros(shape, dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-
-
 def read_back(path):
     """The exported file loaded by transformers' GGUF loader, as a float32 state dict."""
     import torch
@@ -118,7 +60,7 @@ def assert_same_weights(model, loaded, atol):
 def test_llama_export_reads_back_as_the_same_weights(tmp_path):
     model, _ = tiny_llama(seed=3, hidden=32)
     template = tmp_path / "template.gguf"
-    write_template(template, "llama", model.config, model.config.vocab_size, tied=False)
+    gguf_template(template, "llama", model.config, model.config.vocab_size, tied=False)
     out = export_gguf(model, template, tmp_path / "out" / "model.gguf", "f32")
     # transformers un-permutes q and k rows on load: equality means the export permuted them exactly
     assert_same_weights(model, read_back(out), atol=0)
@@ -127,7 +69,7 @@ def test_llama_export_reads_back_as_the_same_weights(tmp_path):
 def test_gemma3_export_reads_back_as_the_same_weights(tmp_path):
     model = tiny_gemma3(seed=4)
     template = tmp_path / "template.gguf"
-    write_template(template, "gemma3", model.config, VOCAB, tied=True)
+    gguf_template(template, "gemma3", model.config, VOCAB, tied=True)
     out = export_gguf(model, template, tmp_path / "model.gguf", "f32")
     reader = gguf.GGUFReader(str(out))
     assert reader.fields["tokenizer.ggml.tokens"].contents()[:2] == ["<t0>", "<t1>"]  # tokenizer kept
@@ -142,7 +84,7 @@ def test_gemma3_export_reads_back_as_the_same_weights(tmp_path):
 def test_q8_0_export_is_quantised_and_close(tmp_path):
     model = tiny_gemma3(seed=5)
     template = tmp_path / "template.gguf"
-    write_template(template, "gemma3", model.config, VOCAB, tied=True)
+    gguf_template(template, "gemma3", model.config, VOCAB, tied=True)
     out = export_gguf(model, template, tmp_path / "model.gguf", "q8_0")
     types = {t.name: t.tensor_type.name for t in gguf.GGUFReader(str(out)).tensors}
     assert types["blk.0.ffn_up.weight"] == "Q8_0" and types["blk.0.attn_norm.weight"] == "F32"
@@ -154,7 +96,7 @@ def test_checkpoint_folder_export_and_refusals(tmp_path):
     folder = tmp_path / "merged"
     model.save_pretrained(folder)
     template = tmp_path / "template.gguf"
-    write_template(template, "llama", model.config, model.config.vocab_size, tied=False)
+    gguf_template(template, "llama", model.config, model.config.vocab_size, tied=False)
     out = export_checkpoint(folder, template, tmp_path / "m.gguf", "f16")
     assert_same_weights(model, read_back(out), atol=2e-3)
     assert not list(tmp_path.glob("*.partial"))

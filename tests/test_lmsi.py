@@ -2,12 +2,14 @@
 merge, evaluate before/after; labels never reach selection; every stage resumes."""
 
 import json
+from pathlib import Path
 
 import pytest
 
 pytest.importorskip("torch")
 pytest.importorskip("trl")
 
+from selfimprove.core.errors import ConfigError  # noqa: E402
 from selfimprove.core.types import Problem  # noqa: E402
 from selfimprove.engines.hf import HFEngine, load_causal_lm  # noqa: E402
 from selfimprove.tasks.arithmetic import ArithmeticTask  # noqa: E402
@@ -144,3 +146,46 @@ def test_a_teacher_samples_and_the_student_is_trained(base_checkpoint, tmp_path)
     # The teacher samples; the student (base) is what is evaluated before, and trained into `merged`.
     assert factory.sources == [str(teacher), base_checkpoint, report.merged]
     assert report.model == base_checkpoint
+
+
+def test_each_round_is_exported_to_gguf_and_the_next_round_samples_the_export(base_checkpoint, tmp_path):
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from tiny_models import gguf_template
+
+    template = tmp_path / "template.gguf"
+    config = AutoConfig.from_pretrained(base_checkpoint)
+    gguf_template(template, "llama", config, config.vocab_size, tied=False)
+    _, tokenizer, _ = load_causal_lm(base_checkpoint)
+    sampled_from = []
+
+    def sampler(source):
+        """A real engine on what the export wrote: transformers reads the GGUF's weights."""
+        sampled_from.append(str(source))
+        if not str(source).endswith(".gguf"):
+            return HFEngine(model=source, batch_size=32)
+        path = Path(source)
+        model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
+        return HFEngine.from_loaded(model, tokenizer, source=str(path))
+
+    settings = LMSISettings(paths=2, max_tokens=12, train_limit=4, test_limit=2, eval_samples=2, rounds=2,
+                            gguf_type="f32", gguf_template=str(template))  # fmt: skip
+    sft = SFTSettings(epochs=1, learning_rate=3e-3, lora_r=4, lora_alpha=8, batch_size=4)
+    loop = LMSI(ArithmeticTask(level=1, shots=0), base_checkpoint, tmp_path / "w", settings, sft=sft,
+                make_sampler=sampler, log=lambda line: None)  # fmt: skip
+    first, second = loop.run()
+    assert first.gguf.endswith("round-1/sft/model-f32.gguf") and Path(first.gguf).is_file()
+    assert sampled_from == [base_checkpoint, first.gguf]
+    assert "export" in first.seconds and Path(second.gguf).is_file()
+
+    merged = AutoModelForCausalLM.from_pretrained(first.merged, dtype=torch.float32).state_dict()
+    path = Path(first.gguf)
+    exported = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
+    for name, value in exported.state_dict().items():
+        assert torch.equal(value, merged[name]), name
+
+    with pytest.raises(ConfigError, match="unknown GGUF type"):
+        LMSI(ArithmeticTask(), None, tmp_path, LMSISettings(gguf_type="q3"))
+    with pytest.raises(ConfigError, match="did not come from a GGUF"):
+        LMSI(ArithmeticTask(), base_checkpoint, tmp_path, LMSISettings(gguf_type="f16"))
