@@ -79,7 +79,7 @@ def main() -> None:
     print(f"model: {args.model or 'embedded (dequantised)'}; template {template.name}; {len(texts)} texts, "
           f"{scored} scored tokens; {len(prompts)} greedy prompts x {args.max_tokens}")  # fmt: skip
     print(f"transformers (fp32): NLL/token {hf_nll:.4f}, greedy {hf_speed:.2f} s per answer")
-    print(f"{'type':8} {'export s':>8} {'MiB':>6} {'NLL':>8} {'|dNLL|':>8} {'same greedy':>11} {'s/answer':>8} speed-up")
+    print(f"{'type':8} {'export s':>8} {'MiB':>6} {'NLL':>8} {'|dNLL|':>8} {'same greedy':>11} {'s/answer':>8} faster")
     rows = [("template", 0.0, template)]
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(args.out or scratch)
