@@ -301,7 +301,7 @@ def lmsi(
         "hf", help="Engine of the sampling stage: hf, or llama-cpp for a GGUF model (faster on CPU)."
     ),
     gguf: str | None = typer.Option(
-        None, help="Also export each round's model to GGUF of this type (q8_0, q4_k_m ...); llama-cpp samples it."
+        None, help="Also export each round's model to GGUF of this type (f16, q8_0 ...); llama-cpp samples it."
     ),
     gguf_template: str | None = typer.Option(
         None, help="GGUF whose metadata and tokenizer the export keeps (default: the GGUF --model came from)."
@@ -496,6 +496,7 @@ def testbed(
     learning_rate: float = typer.Option(1e-3, help="Peak learning rate."),
     batch_size: int = typer.Option(32, help="Problems per step."),
     seed: int = typer.Option(0, help="Data and initialisation seed."),
+    positions: str = typer.Option("rope", help="Position encoding: rope (Llama) or nope (none; extrapolates better)."),
     evaluate: int = typer.Option(50, help="Test problems per level evaluated afterwards (0: none)."),
     eval_levels: str = typer.Option("1-3", help="Levels evaluated afterwards."),
 ) -> None:
@@ -517,6 +518,7 @@ def testbed(
             learning_rate=learning_rate,
             batch_size=batch_size,
             seed=seed,
+            positions=positions,
         )
         result = train_testbed(out, settings)
         losses = f"loss {result.losses[0]:.3f} → {result.losses[-1]:.3f}" if result.losses else ""
@@ -543,7 +545,9 @@ def testbed(
 def export_gguf_command(
     model: Path = typer.Option(..., "--model", help="Hugging Face checkpoint folder (e.g. LMSI's round-1/sft/merged)."),
     out: Path = typer.Option(..., "--out", help="GGUF file to write."),
-    out_type: str = typer.Option("q8_0", "--type", help="f32, f16, bf16, q8_0, or a llama.cpp k-quant (q4_k_m ...)."),
+    out_type: str = typer.Option(
+        "f16", "--type", help="f16 (exact), f32, bf16, q8_0, or a llama.cpp k-quant (q4_k_m: may undo a small change)."
+    ),
     template: Path | None = typer.Option(
         None, help="GGUF of the same architecture whose metadata and tokenizer are kept (default: the embedded model)."
     ),

@@ -204,7 +204,7 @@ def export_gguf(
     model: Any,
     template: Path,
     out: Path,
-    out_type: str = "q8_0",
+    out_type: str = "f16",
     name: str | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> Path:
@@ -242,7 +242,7 @@ def export_checkpoint(
     checkpoint: str | Path,
     template: Path,
     out: Path,
-    out_type: str = "q8_0",
+    out_type: str = "f16",
     progress: Callable[[int, int], None] | None = None,
 ) -> Path:
     """Load a Hugging Face checkpoint folder (e.g. LMSI's `sft/merged`) and export it as a GGUF."""

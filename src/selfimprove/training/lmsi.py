@@ -234,7 +234,7 @@ class LMSI:
             return target
         template = default_template(self.base_model, self.settings.gguf_template)
         self.log(f"exporting {merged} to {target.name} (template {template.name})")
-        return export_checkpoint(merged, template, target, self.settings.gguf_type or "q8_0")
+        return export_checkpoint(merged, template, target, self.settings.gguf_type or "f16")
 
     def _select(self, run_id: str, report: RoundReport) -> tuple[list[KeptPath], list[dict]]:
         """Majority vote without labels; then, for the report only, how vote share tracked accuracy."""

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from selfimprove.core.errors import ConfigError
 from selfimprove.strategies.self_correct import DEFAULT_INSTRUCTION, REVISION_CUE
 from selfimprove.tasks.arithmetic import ArithmeticTask
 from selfimprove.training.formats import STEP_BY_STEP, zero_shot_prompt
@@ -38,6 +39,9 @@ class TestbedSettings:
     batch_size: int = 32
     max_length: int = 160
     seed: int = 0
+    positions: str = "rope"
+    """rope (a Llama) or nope: no positional encoding in any layer (SmolLM3's architecture with every layer
+    a NoPE layer); NoPE decoders extrapolate to longer inputs better (Kazemnejad et al. 2023)."""
 
 
 def testbed_rows(levels: str, examples: int, seed: int = 0) -> list[dict]:
@@ -59,12 +63,17 @@ def testbed_tokenizer(seed: int = 0) -> Any:
     return word_digit_tokenizer(corpus)
 
 
+POSITIONS = ("rope", "nope")
+
+
 def build_model(tokenizer: Any, settings: TestbedSettings) -> Any:
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaConfig, LlamaForCausalLM, SmolLM3Config, SmolLM3ForCausalLM
 
+    if settings.positions not in POSITIONS:
+        raise ConfigError(f"testbed: positions must be one of {', '.join(POSITIONS)}, got {settings.positions!r}")
     torch.manual_seed(settings.seed)
-    config = LlamaConfig(
+    shape = dict(
         vocab_size=len(tokenizer),
         hidden_size=settings.hidden,
         num_hidden_layers=settings.layers,
@@ -77,7 +86,10 @@ def build_model(tokenizer: Any, settings: TestbedSettings) -> Any:
         pad_token_id=tokenizer.pad_token_id,
         tie_word_embeddings=True,
     )
-    return LlamaForCausalLM(config)
+    if settings.positions == "nope":
+        config = SmolLM3Config(**shape, no_rope_layers=[0] * settings.layers, use_sliding_window=False)
+        return SmolLM3ForCausalLM(config)
+    return LlamaForCausalLM(LlamaConfig(**shape))
 
 
 def train_testbed(out: Path, settings: TestbedSettings | None = None) -> SFTResult:
