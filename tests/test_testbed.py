@@ -52,3 +52,28 @@ def test_a_tiny_testbed_trains_saves_and_serves(tmp_path):
                                     Sampling(max_tokens=8))[0]  # fmt: skip
     assert completion.completion_tokens > 0
     assert testbed.train_testbed(tmp_path / "tb", settings).steps == 8  # finished: reused, not retrained
+
+
+def test_a_nope_testbed_has_no_position_encoding_and_serves(tmp_path):
+    import torch
+
+    from selfimprove.core.errors import ConfigError
+
+    settings = testbed.TestbedSettings(examples=32, hidden=32, layers=1, heads=2, epochs=1, batch_size=16,
+                                       positions="nope")  # fmt: skip
+    tokenizer = testbed.testbed_tokenizer()
+    model = testbed.build_model(tokenizer, settings).eval()
+    assert model.config.model_type == "smollm3" and model.config.no_rope_layers == [0]
+    rope = testbed.build_model(tokenizer, testbed.TestbedSettings(hidden=32, layers=1, heads=2)).eval()
+    # One causal layer without positions sees the tokens before the last one as a set: reordering them leaves
+    # the last token's logits unchanged. With RoPE it does not.
+    ids = [tokenizer.convert_tokens_to_ids(t) for t in ("5", "7", "1", "9")]
+    reordered = [ids[2], ids[0], ids[1], ids[3]]
+    with torch.no_grad():
+        for network, invariant in ((model, True), (rope, False)):
+            a, b = (network(torch.tensor([seq])).logits[0, -1] for seq in (ids, reordered))
+            assert torch.allclose(a, b, atol=1e-5) is invariant
+    result = testbed.train_testbed(tmp_path / "nope", settings)
+    assert HFEngine(model=str(result.merged)).describe()  # reloads through AutoModelForCausalLM
+    with pytest.raises(ConfigError, match="positions must be one of"):
+        testbed.build_model(tokenizer, testbed.TestbedSettings(positions="alibi"))
