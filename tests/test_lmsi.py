@@ -189,3 +189,29 @@ def test_each_round_is_exported_to_gguf_and_the_next_round_samples_the_export(ba
         LMSI(ArithmeticTask(), None, tmp_path, LMSISettings(gguf_type="q3"))
     with pytest.raises(ConfigError, match="did not come from a GGUF"):
         LMSI(ArithmeticTask(), base_checkpoint, tmp_path, LMSISettings(gguf_type="f16"))
+
+
+def test_replay_mixes_labeled_rows_into_the_round_and_bad_files_are_named(tmp_path):
+    from selfimprove.core.errors import DataError
+    from selfimprove.training.lmsi import replay_rows
+
+    labeled = tmp_path / "train.jsonl"
+    rows = [{"prompt": f"Q{i}\nAnswer:", "completion": f" {i}"} for i in range(50)]
+    labeled.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    drawn = replay_rows(labeled, 10, seed=3)
+    assert len(drawn) == 10 and len({r["prompt"] for r in drawn}) == 10 and drawn == replay_rows(labeled, 10, seed=3)
+    assert drawn != replay_rows(labeled, 10, seed=4) and len(replay_rows(labeled, 500)) == 50
+
+    task = ArithmeticTask(level=1, shots=0)
+    kept = [KeptPath(p, "1", " The answer is 1.") for p in task.problems("train", limit=3)]
+    loop = LMSI(task, None, tmp_path / "w", LMSISettings(formats=("fewshot-cot",), replay=str(labeled)), log=print)
+    rows = loop._dataset(tmp_path / "w", kept, 1)
+    assert [r["format"] for r in rows] == ["fewshot-cot"] * 3 + ["replay"] * 3  # as many as its own rows
+    assert loop._dataset(tmp_path / "w", kept, 1) == rows  # written once, reused
+
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"prompt": "Q", "completion": " 1"}\n{"prompt": "Q"}\n')
+    with pytest.raises(DataError, match=r"broken.jsonl:2: field 'completion': missing"):
+        LMSI(task, None, tmp_path / "x", LMSISettings(replay=str(broken)))
+    with pytest.raises(ConfigError, match="replay_rows"):
+        LMSI(task, None, tmp_path / "x", LMSISettings(replay_rows=-1))

@@ -306,6 +306,10 @@ def lmsi(
     gguf_template: str | None = typer.Option(
         None, help="GGUF whose metadata and tokenizer the export keeps (default: the GGUF --model came from)."
     ),
+    replay: str | None = typer.Option(
+        None, help="JSONL of labeled prompt/completion rows mixed into each round (e.g. the testbed's train.jsonl)."
+    ),
+    replay_rows: int = typer.Option(0, help="Replayed rows per round (0: as many as the round's own rows)."),
 ) -> None:
     """LMSI: sample, vote, keep, fine-tune with LoRA, evaluate before and after — no labels used."""
     from selfimprove.engines.hf import HFEngine
@@ -329,6 +333,8 @@ def lmsi(
             seed=seed,
             gguf_type=gguf,
             gguf_template=gguf_template,
+            replay=replay,
+            replay_rows=replay_rows,
         )
         overrides = {k: _coerce(v) for k, v in parse_options(sft_option, "--sft-option").items()}
         SFTSettings.scaled_to(0, **overrides)  # an unknown setting fails now, before any model loads

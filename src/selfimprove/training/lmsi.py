@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from selfimprove.core.errors import ConfigError
+from selfimprove.core.errors import ConfigError, DataError
 from selfimprove.core.types import Problem
 from selfimprove.engines.base import Engine
 from selfimprove.reports.stats import bootstrap_interval, paired_comparison
@@ -37,6 +38,7 @@ from selfimprove.strategies.cot import ChainOfThought
 from selfimprove.strategies.self_consistency import SelfConsistency
 from selfimprove.strategies.voting import majority_vote
 from selfimprove.tasks.base import Task
+from selfimprove.tasks.jsonl import read_jsonl, require_str
 from selfimprove.training.formats import FORMATS, KeptPath, training_rows
 from selfimprove.training.gguf_export import EXPORT_TYPES, default_template, export_checkpoint
 from selfimprove.training.sft import SFTSettings, finetune, load_for_training
@@ -61,6 +63,11 @@ class LMSISettings:
     gguf_type: str | None = None
     """Export each round's merged model to GGUF of this type; a llama.cpp sampler then samples it."""
     gguf_template: str | None = None
+    replay: str | None = None
+    """JSONL of labeled prompt/completion rows (e.g. the testbed's `train.jsonl`) mixed into every round's
+    training set: Lee et al. 2025 train on the easy labeled data together with the self-generated data."""
+    replay_rows: int = 0
+    """Replay rows per round (drawn without replacement, seeded by round); 0: as many as the round's own rows."""
 
 
 class UnlabeledTrainSplit:
@@ -150,6 +157,10 @@ class LMSI:
             if s.gguf_type not in EXPORT_TYPES:
                 raise ConfigError(f"lmsi: unknown GGUF type {s.gguf_type!r}; choose from {', '.join(EXPORT_TYPES)}")
             default_template(self.base_model, s.gguf_template)  # a base model without a template fails now
+        if s.replay_rows < 0:
+            raise ConfigError(f"lmsi: replay_rows must be >= 0, got {s.replay_rows}")
+        if s.replay:
+            replay_rows(s.replay, 1)  # a missing or malformed file fails now, naming its line and field
 
     def run(self, on_round: Callable[[RoundReport], None] | None = None) -> list[RoundReport]:
         """Every round; `on_round` sees each report as soon as its round ends."""
@@ -194,7 +205,7 @@ class LMSI:
 
         started = time.perf_counter()
         kept, report.calibration = self._select(outcome.run_id, report)
-        rows = self._dataset(folder, kept)
+        rows = self._dataset(folder, kept, number)
         report.training_rows = len(rows)
         report.seconds["select"] = time.perf_counter() - started
         self.log(
@@ -256,11 +267,16 @@ class LMSI:
             shares.append((vote.share, self.task.grade(problem, vote.answer)))  # labels: report only
         return kept, calibration_table(shares)
 
-    def _dataset(self, folder: Path, kept: list[KeptPath]) -> list[dict]:
+    def _dataset(self, folder: Path, kept: list[KeptPath], number: int) -> list[dict]:
         path = folder / "train.jsonl"
         if path.is_file():
             return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
         rows = training_rows(kept, self.task, self.settings.formats, self.settings.shots, self.settings.seed)
+        if self.settings.replay:
+            wanted = self.settings.replay_rows or len(rows)
+            replayed = replay_rows(self.settings.replay, wanted, seed=self.settings.seed + number)
+            self.log(f"round {number}: {len(rows)} self-generated rows + {len(replayed)} replayed labeled rows")
+            rows += replayed
         partial = path.with_suffix(".partial")
         partial.write_text("".join(json.dumps(r) + "\n" for r in rows))
         os.replace(partial, path)
@@ -304,6 +320,22 @@ class LMSI:
                 "p_value": c.p_value,
             }
         return table
+
+
+def replay_rows(path: str | Path, count: int, seed: int = 0) -> list[dict]:
+    """`count` labeled rows drawn from a prompt/completion JSONL (all of them when it has fewer)."""
+    rows = [
+        {
+            "prompt": require_str(record, "prompt", path, line),
+            "completion": require_str(record, "completion", path, line),
+            "format": "replay",
+            "problem_id": f"replay-{line}",
+        }
+        for line, record in read_jsonl(path)
+    ]
+    if not rows:
+        raise DataError(Path(path), "no rows to replay")
+    return random.Random(seed).sample(rows, min(count, len(rows)))
 
 
 def calibration_table(shares: list[tuple[float, bool | None]]) -> list[dict]:

@@ -15,6 +15,7 @@ weights, on CPU. It is saved as an ordinary Hugging Face checkpoint that the `hf
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,12 @@ def build_model(tokenizer: Any, settings: TestbedSettings) -> Any:
     return LlamaForCausalLM(LlamaConfig(**shape))
 
 
+def write_rows(path: Path, rows: list[dict]) -> None:
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    os.replace(partial, path)
+
+
 def train_testbed(out: Path, settings: TestbedSettings | None = None) -> SFTResult:
     """Train (or, when `out` holds a finished one, reuse) the testbed; the checkpoint is `out/merged`."""
     settings = settings or TestbedSettings()
@@ -101,6 +108,7 @@ def train_testbed(out: Path, settings: TestbedSettings | None = None) -> SFTResu
     tokenizer = testbed_tokenizer(settings.seed)
     model = build_model(tokenizer, settings)
     rows = testbed_rows(settings.levels, settings.examples, settings.seed)
+    write_rows(out / "train.jsonl", rows)  # the labeled easy data, for `lmsi --replay`
     sft = SFTSettings(
         epochs=settings.epochs,
         learning_rate=settings.learning_rate,
