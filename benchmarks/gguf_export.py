@@ -21,28 +21,14 @@ import numpy as np
 
 from selfimprove.core.types import Prompt, Sampling
 from selfimprove.engines.hf import HFEngine
-from selfimprove.engines.llama_cpp import LlamaCppEngine
+from selfimprove.engines.llama_cpp import LlamaCppEngine, teacher_forced_logprobs
 from selfimprove.tasks.arithmetic import ArithmeticTask
 from selfimprove.training.gguf_export import default_template, export_gguf
 
 
 def llama_cpp_nll(path: Path, token_lists: list[list[int]], threads: int) -> float:
-    import llama_cpp
-
-    llm = llama_cpp.Llama(model_path=str(path), n_ctx=1024, logits_all=True, verbose=False, n_threads=threads)
-    total, count = 0.0, 0
-    try:
-        for tokens in token_lists:
-            llm.reset()
-            llm.eval(tokens)
-            logits = np.asarray(llm.scores[: len(tokens) - 1], dtype=np.float64)
-            logits -= logits.max(axis=-1, keepdims=True)
-            logprobs = logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
-            total -= sum(logprobs[i, tokens[i + 1]] for i in range(len(tokens) - 1))
-            count += len(tokens) - 1
-    finally:
-        llm.close()
-    return total / count
+    scored = teacher_forced_logprobs(str(path), token_lists, n_threads=threads)
+    return -sum(map(sum, scored)) / sum(map(len, scored))
 
 
 def greedy(engine, prompts: list[Prompt], max_tokens: int) -> tuple[list[str], float]:

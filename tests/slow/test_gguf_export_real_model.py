@@ -15,17 +15,10 @@ TEXT = (
 
 
 def llama_cpp_nll(path, tokens):
-    import llama_cpp
+    from selfimprove.engines.llama_cpp import teacher_forced_logprobs
 
-    llm = llama_cpp.Llama(model_path=str(path), n_ctx=256, logits_all=True, verbose=False)
-    try:
-        llm.eval(tokens)
-        logits = np.asarray(llm.scores[: len(tokens) - 1], dtype=np.float64)
-    finally:
-        llm.close()
-    logits -= logits.max(axis=-1, keepdims=True)
-    logprobs = logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
-    return -float(np.mean([logprobs[i, tokens[i + 1]] for i in range(len(tokens) - 1)]))
+    (scored,) = teacher_forced_logprobs(str(path), [tokens])
+    return -float(np.mean(scored))
 
 
 @pytest.fixture(scope="module")

@@ -26,30 +26,18 @@ def hf_engine():
     engine.close()
 
 
-def llama_token_logprobs(model_path, tokens):
-    import llama_cpp
-    import numpy as np
-
-    llm = llama_cpp.Llama(model_path=str(model_path), n_ctx=512, logits_all=True, verbose=False)
-    try:
-        llm.eval(tokens)
-        logits = np.asarray(llm.scores[: len(tokens) - 1], dtype=np.float64)
-    finally:
-        llm.close()
-    logits -= logits.max(axis=-1, keepdims=True)
-    logprobs = logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
-    return [float(logprobs[i, tokens[i + 1]]) for i in range(len(tokens) - 1)]
-
-
 def test_mean_token_loglik_matches_llama_cpp_on_the_same_gguf(hf_engine, embedded_model):
     import llama_cpp
+
+    from selfimprove.engines.llama_cpp import teacher_forced_logprobs
 
     tokens = llama_cpp.Llama(model_path=str(embedded_model), vocab_only=True, verbose=False).tokenize(
         TEXT.encode(), add_bos=True
     )
     assert hf_engine.tokenizer(TEXT)["input_ids"] == tokens  # the converted tokenizer is the GGUF's
     hf = -sum(hf_engine.token_logprobs(tokens)) / (len(tokens) - 1)
-    ll = -sum(llama_token_logprobs(embedded_model, tokens)) / (len(tokens) - 1)
+    (scored,) = teacher_forced_logprobs(str(embedded_model), [tokens])
+    ll = -sum(scored) / (len(tokens) - 1)
     print(f"mean NLL per token: transformers {hf:.4f}, llama.cpp {ll:.4f} over {len(tokens) - 1} tokens")
     assert math.isfinite(hf) and 0.5 < hf < 6
     assert abs(hf - ll) < 0.05 * ll

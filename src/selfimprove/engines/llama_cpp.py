@@ -362,3 +362,27 @@ class LlamaCppEngine:
                 self._chat_formatter = Jinja2ChatFormatter(template=self._chat_template, eos_token="", bos_token="")
             return self._chat_formatter(messages=content).prompt
         return plain_transcript(content)
+
+
+def teacher_forced_logprobs(model_path: str, token_lists: Sequence[Sequence[int]], n_threads: int | None = None):
+    """Per text, the log-probability llama.cpp gives each token after the first, given the ones before it:
+    the check that a GGUF computes the same model as another engine (see `HFEngine.token_logprobs`)."""
+    import numpy as np
+
+    llama_cpp, _ = _import_llama_cpp()
+    longest = max(len(tokens) for tokens in token_lists)
+    llm = llama_cpp.Llama(
+        model_path=str(model_path), n_ctx=max(256, longest), logits_all=True, verbose=False, n_threads=n_threads
+    )
+    results = []
+    try:
+        for tokens in token_lists:
+            llm.reset()
+            llm.eval(list(tokens))
+            logits = np.asarray(llm.scores[: len(tokens) - 1], dtype=np.float64)
+            logits -= logits.max(axis=-1, keepdims=True)
+            logprobs = logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
+            results.append([float(logprobs[i, tokens[i + 1]]) for i in range(len(tokens) - 1)])
+    finally:
+        llm.close()
+    return results
