@@ -104,6 +104,10 @@ def test_checkpoint_folder_export_and_refusals(tmp_path):
     deeper, _ = tiny_llama(seed=6, hidden=32, layers=3)
     with pytest.raises(ConfigError, match="2 blocks, but the checkpoint has 3 layers"):
         export_gguf(deeper, template, tmp_path / "x.gguf", "f16")
+    no_output = tmp_path / "tied-template.gguf"
+    gguf_template(no_output, "llama", model.config, model.config.vocab_size, tied=True)
+    with pytest.raises(ConfigError, match="no place for: output.weight"):  # an untied head is not dropped
+        export_gguf(model, no_output, tmp_path / "x.gguf", "f16")
     with pytest.raises(ConfigError, match="unknown GGUF type"):
         export_gguf(model, template, tmp_path / "x.gguf", "q3")
     with pytest.raises(ConfigError, match="template not found"):

@@ -20,7 +20,6 @@ import ctypes
 import logging
 import os
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -112,8 +111,6 @@ def write_gguf(
     template: Path,
     out: Path,
     out_type: str = "f16",
-    name: str | None = None,
-    progress: Callable[[int, int], None] | None = None,
 ) -> Path:
     """Write `model` (a loaded transformers causal LM) as a GGUF of a type the gguf package writes."""
     import gguf
@@ -144,13 +141,16 @@ def write_gguf(
     partial = out.with_name(out.name + ".partial")
     writer = gguf.GGUFWriter(str(partial), arch)
     _copy_metadata(reader, writer, gguf)
-    if name:
-        writer.add_name(name)
     writer.add_file_type(int(gguf.LlamaFileType[ftype_name]))
     writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
     heads = _head_counts(model.config)
-    total = len(reader.tensors)
-    for index, info in enumerate(reader.tensors):
+    placed = {info.name for info in reader.tensors}
+    if getattr(model.config, "tie_word_embeddings", False):
+        placed.add("output.weight")  # the same tensor as token_embd, which GGUF stores once
+    unused = sorted(set(weights) - placed)
+    if unused:
+        raise ConfigError(f"{source}: tensors the template has no place for: {', '.join(unused[:5])}")
+    for info in reader.tensors:
         if info.name not in weights:
             raise ConfigError(f"{source}: no tensor for the template's {info.name!r}")
         data = np.ascontiguousarray(to_gguf_layout(arch, info.name, weights[info.name], heads), dtype=np.float32)
@@ -163,14 +163,6 @@ def write_gguf(
         except gguf.quants.QuantError:  # a row too short for the block size: keep it exact
             tensor_type, packed = gguf.GGMLQuantizationType.F16, data.astype(np.float16)
         writer.add_tensor(info.name, packed, raw_dtype=tensor_type)
-        if progress:
-            progress(index + 1, total)
-    placed = {info.name for info in reader.tensors}
-    if getattr(model.config, "tie_word_embeddings", False):
-        placed.add("output.weight")  # the same tensor as token_embd, which GGUF stores once
-    unused = sorted(set(weights) - placed)
-    if unused:
-        raise ConfigError(f"{source}: tensors the template has no place for: {', '.join(unused[:5])}")
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
@@ -205,8 +197,6 @@ def export_gguf(
     template: Path,
     out: Path,
     out_type: str = "f16",
-    name: str | None = None,
-    progress: Callable[[int, int], None] | None = None,
 ) -> Path:
     """Write `model` as a GGUF of `out_type` (any of EXPORT_TYPES) shaped like `template`."""
     if out_type not in EXPORT_TYPES:
@@ -215,9 +205,9 @@ def export_gguf(
         raise ConfigError(f"GGUF template not found: {template}")
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     if out_type in DIRECT_TYPES:
-        return write_gguf(model, Path(template), Path(out), out_type, name, progress)
+        return write_gguf(model, Path(template), Path(out), out_type)
     with tempfile.TemporaryDirectory(dir=Path(out).parent, prefix=".gguf-export-") as scratch:
-        intermediate = write_gguf(model, Path(template), Path(scratch) / "f16.gguf", "f16", name, progress)
+        intermediate = write_gguf(model, Path(template), Path(scratch) / "f16.gguf", "f16")
         return llama_cpp_quantize(intermediate, Path(out), out_type)
 
 
@@ -243,7 +233,6 @@ def export_checkpoint(
     template: Path,
     out: Path,
     out_type: str = "f16",
-    progress: Callable[[int, int], None] | None = None,
 ) -> Path:
     """Load a Hugging Face checkpoint folder (e.g. LMSI's `sft/merged`) and export it as a GGUF."""
     from selfimprove.engines.hf import import_torch_stack
@@ -253,6 +242,6 @@ def export_checkpoint(
         raise ConfigError(f"{checkpoint}: not a Hugging Face checkpoint folder (no config.json)")
     model = transformers.AutoModelForCausalLM.from_pretrained(str(checkpoint), dtype=torch.float32)
     try:
-        return export_gguf(model, template, Path(out), out_type, progress=progress)
+        return export_gguf(model, template, Path(out), out_type)
     finally:
         del model
