@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,14 @@ def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
             if not isinstance(record, dict):
                 raise DataError(path, f"expected a JSON object, got {type(record).__name__}", line=line_no)
             yield line_no, record
+
+
+def write_jsonl(path: str | Path, records: list[dict[str, Any]]) -> None:
+    """One JSON object per line, written beside `path` and renamed: an interrupted write leaves no half file."""
+    path = Path(path)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text("".join(json.dumps(record) + "\n" for record in records), encoding="utf-8")
+    os.replace(partial, path)
 
 
 def require_str(record: dict[str, Any], field: str, path: str | Path, line: int) -> str:

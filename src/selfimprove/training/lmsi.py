@@ -38,7 +38,7 @@ from selfimprove.strategies.cot import ChainOfThought
 from selfimprove.strategies.self_consistency import SelfConsistency
 from selfimprove.strategies.voting import majority_vote
 from selfimprove.tasks.base import Task
-from selfimprove.tasks.jsonl import read_jsonl, require_str
+from selfimprove.tasks.jsonl import read_jsonl, require_str, write_jsonl
 from selfimprove.training.formats import FORMATS, KeptPath, training_rows
 from selfimprove.training.gguf_export import EXPORT_TYPES, default_template, export_checkpoint
 from selfimprove.training.sft import SFTSettings, finetune, load_for_training
@@ -277,9 +277,7 @@ class LMSI:
             replayed = replay_rows(self.settings.replay, wanted, seed=self.settings.seed + number)
             self.log(f"round {number}: {len(rows)} self-generated rows + {len(replayed)} replayed labeled rows")
             rows += replayed
-        partial = path.with_suffix(".partial")
-        partial.write_text("".join(json.dumps(r) + "\n" for r in rows))
-        os.replace(partial, path)
+        write_jsonl(path, rows)
         return rows
 
     def _evaluate(self, before: str | None, after: str) -> dict[str, Any]:

@@ -15,7 +15,6 @@ weights, on CPU. It is saved as an ordinary Hugging Face checkpoint that the `hf
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 from selfimprove.core.errors import ConfigError
 from selfimprove.strategies.self_correct import DEFAULT_INSTRUCTION, REVISION_CUE
 from selfimprove.tasks.arithmetic import ArithmeticTask
+from selfimprove.tasks.jsonl import write_jsonl
 from selfimprove.training.formats import STEP_BY_STEP, zero_shot_prompt
 from selfimprove.training.sft import SFTResult, SFTSettings, finetune
 from selfimprove.training.tokenizer import word_digit_tokenizer
@@ -93,12 +93,6 @@ def build_model(tokenizer: Any, settings: TestbedSettings) -> Any:
     return LlamaForCausalLM(LlamaConfig(**shape))
 
 
-def write_rows(path: Path, rows: list[dict]) -> None:
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    os.replace(partial, path)
-
-
 def train_testbed(out: Path, settings: TestbedSettings | None = None) -> SFTResult:
     """Train (or, when `out` holds a finished one, reuse) the testbed; the checkpoint is `out/merged`."""
     settings = settings or TestbedSettings()
@@ -108,7 +102,7 @@ def train_testbed(out: Path, settings: TestbedSettings | None = None) -> SFTResu
     tokenizer = testbed_tokenizer(settings.seed)
     model = build_model(tokenizer, settings)
     rows = testbed_rows(settings.levels, settings.examples, settings.seed)
-    write_rows(out / "train.jsonl", rows)  # the labeled easy data, for `lmsi --replay`
+    write_jsonl(out / "train.jsonl", rows)  # the labeled easy data, for `lmsi --replay`
     sft = SFTSettings(
         epochs=settings.epochs,
         learning_rate=settings.learning_rate,
