@@ -66,7 +66,7 @@ def test_sample_rows_return_the_token_ids_drawn(engine):
     prompt = engine.encode_prompt("abc")
     sampling = Sampling(temperature=1.0, max_tokens=10, seed=1)
     (ids, completion), (again, _) = engine.sample_rows([prompt, prompt], [7, 7], sampling)
-    ends = engine._end_ids() | {engine.tokenizer.pad_token_id}  # a random model may draw <pad>: it ends the row too
+    ends = engine.end_ids() | {engine.tokenizer.pad_token_id}  # a random model may draw <pad>: it ends the row too
     assert ids == again and len(ids) == completion.completion_tokens + (ids[-1] in ends)
     assert engine.tokenizer.decode(ids, skip_special_tokens=True) == completion.text
     greedy_text = engine.generate(["abc"], 1, Sampling(max_tokens=10))[0][0].text

@@ -408,6 +408,10 @@ def score(
     format_warmup: int = typer.Option(
         0, help="First fine-tune on N train problems' transcripts repeating the model's own attempt 1 (no labels)."
     ),
+    rollout: str = typer.Option("hf", help="What samples the episodes: hf (the policy itself) or vllm (GPU)."),
+    vllm_mode: str = typer.Option("colocate", help="vllm: colocate (in this process) or server (trl vllm-serve)."),
+    vllm_server: str | None = typer.Option(None, help="vllm server mode: the server's base URL."),
+    vllm_gpu_memory: float = typer.Option(0.3, help="vllm colocate mode: share of GPU memory vLLM takes."),
 ) -> None:
     """SCoRe: two-stage multi-turn RL that trains a model to correct itself; then `self-correct` on the test
     split before and after (and after the single-turn baseline with --baseline), side by side."""
@@ -434,7 +438,16 @@ def score(
             save_every=save_every,
             train_limit=train_limit,
             seed=seed,
+            rollout=rollout,
+            vllm_mode=vllm_mode,
+            vllm_server=vllm_server,
+            vllm_gpu_memory=vllm_gpu_memory,
         )
+        ScoreSettings(**common)  # bad settings fail here, before any model is loaded
+        if rollout == "vllm":
+            from selfimprove.training.score_vllm import require_vllm
+
+            require_vllm()
         make_engine = lambda source: HFEngine(model=source, device=device)  # noqa: E731
         start, trained = model, {}
         if format_warmup > 0:

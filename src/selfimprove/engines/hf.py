@@ -235,14 +235,14 @@ class HFEngine:
         logprobs = torch.log_softmax(logits[0, :-1], dim=-1)
         return logprobs.gather(-1, ids[0, 1:, None]).squeeze(-1).tolist()
 
-    # -- internals -------------------------------------------------------------------------------
-
-    def _end_ids(self) -> set[int]:
+    def end_ids(self) -> set[int]:
         """The tokenizer's EOS and any the model's generation config adds (Gemma's <end_of_turn>)."""
         ends = {self.tokenizer.eos_token_id}
         configured = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
         ends.update(configured if isinstance(configured, list) else [configured])
         return {e for e in ends if e is not None}
+
+    # -- internals -------------------------------------------------------------------------------
 
     def _encode(self, text: str, special: bool = True) -> list[int]:
         return self.tokenizer(text, add_special_tokens=special)["input_ids"]
@@ -273,7 +273,7 @@ class HFEngine:
             max_new_tokens=sampling.max_tokens,
             do_sample=False,
             pad_token_id=pad,
-            eos_token_id=sorted(self._end_ids()),
+            eos_token_id=sorted(self.end_ids()),
         )
         stopping = StoppingCriteriaList([StopOnStrings(self.tokenizer, sampling.stop, width)] if sampling.stop else [])
         processors = LogitsProcessorList([] if sampling.greedy else [SeededSampler(sampling, seeds, self.device)])
@@ -287,31 +287,40 @@ class HFEngine:
                 stopping_criteria=stopping,
             )
         share = (time.perf_counter() - started) / len(inputs)
-        results = []
-        ends = self._end_ids() | {pad}  # a row finished before its batch-mates is padded after its end
-        for prompt_ids, row in zip(inputs, output[:, width:].tolist()):
-            produced, drawn = [], []
-            for token in row:
-                drawn.append(token)
-                if token in ends:
-                    break
-                produced.append(token)
-            text = self.tokenizer.decode(produced, skip_special_tokens=True)
-            cut = first_stop(text, sampling.stop)
-            if cut is not None:
-                text = text[:cut]
-            stopped = cut is not None or len(produced) < sampling.max_tokens
-            if cut is not None:  # a row a stop string ended is padded afterwards: the pad was not drawn
-                drawn = produced
-            completion = Completion(
-                text=text,
-                prompt_tokens=len(prompt_ids),
-                completion_tokens=len(produced),
-                finish_reason="stop" if stopped else "length",
-                seconds=share,
-            )
-            results.append((drawn, completion))
-        return results
+        ends = self.end_ids() | {pad}  # a row finished before its batch-mates is padded after its end
+        return [
+            drawn_completion(self.tokenizer, row, ends, sampling, len(prompt_ids), share)
+            for prompt_ids, row in zip(inputs, output[:, width:].tolist())
+        ]
+
+
+def drawn_completion(
+    tokenizer: Any, row: Sequence[int], ends: set[int], sampling: Sampling, prompt_tokens: int, seconds: float
+) -> tuple[list[int], Completion]:
+    """One sampled row as a policy gradient and a strategy each need it: the ids drawn (up to and including
+    the end token that ended it; every produced id when a stop string ended it, as the text is cut there but
+    those tokens were drawn) and the Completion (text cut at the first stop string). Shared by every sampler
+    that feeds SCoRe, so the rows it trains on mean the same whichever engine drew them."""
+    produced, drawn = [], []
+    for token in row:
+        drawn.append(token)
+        if token in ends:
+            break
+        produced.append(token)
+    text = tokenizer.decode(produced, skip_special_tokens=True)
+    cut = first_stop(text, sampling.stop)
+    if cut is not None:
+        text = text[:cut]
+        drawn = produced  # a row a stop string ended is padded afterwards: the pad was not drawn
+    stopped = cut is not None or len(produced) < sampling.max_tokens
+    completion = Completion(
+        text=text,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=len(produced),
+        finish_reason="stop" if stopped else "length",
+        seconds=seconds,
+    )
+    return drawn, completion
 
 
 def _pad_left(tokenizer: Any) -> None:

@@ -46,9 +46,11 @@ from selfimprove.training.score_loss import (
     stage_one,
     stage_two,
 )
+from selfimprove.training.score_vllm import VLLM_MODES, MakeGeneration, VLLMRollout, trl_vllm_generation
 from selfimprove.training.sft import load_for_training
 
 MODES = ("score", "single-turn")
+ROLLOUTS = ("hf", "vllm")
 
 
 @dataclass
@@ -78,10 +80,24 @@ class ScoreSettings:
     """Train problems to cycle through; default: as many as the steps use (problems_per_step × steps)."""
     instruction: str = DEFAULT_INSTRUCTION
     seed: int = 0
+    rollout: str = "hf"
+    """What samples the episodes: the `hf` engine on the policy itself, or vLLM (`training/score_vllm.py`)."""
+    vllm_mode: str = "colocate"
+    """colocate: vLLM in this process on the training GPU; server: a running `trl vllm-serve`."""
+    vllm_server: str | None = None
+    """Server mode's base URL (default: TRL's, http://0.0.0.0:8000)."""
+    vllm_gpu_memory: float = 0.3
+    """Colocate mode's share of GPU memory for vLLM (weights and KV cache); the rest trains."""
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ConfigError(f"mode {self.mode!r}: choose one of {', '.join(MODES)}")
+        if self.rollout not in ROLLOUTS:
+            raise ConfigError(f"rollout {self.rollout!r}: choose one of {', '.join(ROLLOUTS)}")
+        if self.vllm_mode not in VLLM_MODES:
+            raise ConfigError(f"vllm_mode {self.vllm_mode!r}: choose one of {', '.join(VLLM_MODES)}")
+        if not 0.0 < self.vllm_gpu_memory <= 1.0:
+            raise ConfigError(f"vllm_gpu_memory {self.vllm_gpu_memory}: a share of GPU memory in (0, 1]")
         if self.episodes < 2:
             raise ConfigError("episodes must be >= 2: the leave-one-out baseline needs another episode")
         if self.problems_per_step < 1 or self.stage1_steps < 0 or self.stage2_steps < 0:
@@ -178,10 +194,17 @@ class ScoreTrainer:
         device: str = "cpu",
         load_model: Callable[[str | None], tuple[Any, Any]] | None = None,
         log: Callable[[str], None] = print,
+        make_vllm_generation: MakeGeneration = trl_vllm_generation,
     ):
         self.task, self.source, self.out, self.settings = task, model, Path(out), settings
         self.device, self.log = device, log
         self.load_model = load_model or load_for_training
+        self.make_vllm_generation = make_vllm_generation
+        if settings.rollout == "vllm" and (model is None or str(model).endswith(".gguf")):
+            raise ConfigError(
+                f"--rollout vllm loads the model into vLLM from a checkpoint folder or hub name, not "
+                f"{model or 'the embedded GGUF model'}; convert it first (or use --format-warmup, whose output is one)"
+            )
 
     # -- public ----------------------------------------------------------------------------------
 
@@ -210,6 +233,10 @@ class ScoreTrainer:
         policy = accelerator.unwrap_model(model)
         policy.eval()  # no dropout: the policy that samples is the one whose gradient is taken
         problems = self._problems(accelerator.num_processes)
+        vllm = None
+        if s.rollout == "vllm":
+            sampling = s.sampling(self.task, 0)
+            vllm = VLLMRollout.start(policy, accelerator, tokenizer, sampling, s, self.make_vllm_generation)
         done = state["global_step"] if state else 0
         offset = 0
         for objective, steps in s.schedule():
@@ -217,8 +244,12 @@ class ScoreTrainer:
                 if step < done:
                     continue
                 chosen = self._problems_for(problems, step, accelerator.process_index, accelerator.num_processes)
-                engine = HFEngine.from_loaded(policy, tokenizer, batch_size=s.micro_batch * 2)
                 started = time.perf_counter()
+                if vllm is not None:
+                    vllm.sync()  # the weights the last update (or the resumed checkpoint) left
+                    engine = vllm
+                else:
+                    engine = HFEngine.from_loaded(policy, tokenizer, batch_size=s.micro_batch * 2)
                 groups = rollout(engine, self.task, chosen, s.episodes, objective.turns, s, step)
                 sums = self._update(model, policy, reference, tokenizer, optimizer, accelerator, objective, groups)
                 totals = accelerator.reduce(sums, reduction="sum").tolist()
@@ -493,7 +524,8 @@ def _step_log(objective: StageObjective, step: int, totals: list[float], seconds
 def _comparable(settings: ScoreSettings) -> dict:
     """The settings that change what a checkpoint means (a resumed run must share them)."""
     values = asdict(settings)
-    values.pop("save_every")
+    for how_it_runs in ("save_every", "rollout", "vllm_mode", "vllm_server", "vllm_gpu_memory"):
+        values.pop(how_it_runs)
     return values
 
 
