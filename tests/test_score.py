@@ -20,7 +20,12 @@ from selfimprove.core.errors import ConfigError  # noqa: E402
 from selfimprove.core.types import Problem  # noqa: E402
 from selfimprove.runs.store import RunStore  # noqa: E402
 from selfimprove.strategies.self_correct import REVISION_CUE  # noqa: E402
-from selfimprove.training.score import ScoreSettings, ScoreTrainer, compare_self_correction  # noqa: E402
+from selfimprove.training.score import (  # noqa: E402
+    ScoreSettings,
+    ScoreTrainer,
+    compare_self_correction,
+    training_curve,
+)
 from selfimprove.training.score_loss import (  # noqa: E402
     leave_one_out,
     sequence_loss,
@@ -177,6 +182,27 @@ def test_settings_are_checked():
     with pytest.raises(ConfigError, match="mode"):
         ScoreSettings(mode="three-turn")
     assert [(o.name, n) for o, n in ScoreSettings(mode="single-turn").schedule()] == [("single-turn", 30)]
+
+
+def test_training_curve_averages_blocks_of_steps_within_each_stage():
+    def entry(stage, step, r1, r2, kl2):
+        return {"stage": stage, "step": step, "reward": [r1, r2], "kl": [0.0, kl2], "edit_distance": 0.5}
+
+    logs = [entry("stage-1", 1, 0.0, 0.5, 1.0), entry("stage-1", 2, 1.0, 0.5, 3.0), entry("stage-1", 3, 1.0, 1.0, 2.0)]
+    logs += [entry("stage-2", 4, 0.5, 0.0, 0.0), entry("stage-2", 5, 0.5, 1.0, 4.0)]
+    curve = training_curve(logs, blocks=3)  # blocks of 2 steps, cut where stage I ends
+    assert [(row["steps"], row["stage"]) for row in curve] == [
+        ("1-2", "stage-1"),
+        ("3-3", "stage-1"),
+        ("4-5", "stage-2"),
+    ]
+    assert curve[0]["reward"] == [0.5, 0.5] and curve[0]["kl"] == [0.0, 2.0]
+    assert curve[2]["reward"] == [0.5, 0.5] and curve[2]["kl"] == [0.0, 2.0] and curve[2]["edit_distance"] == 0.5
+    single = [{"stage": "single-turn", "step": 1, "reward": [1.0], "kl": [0.2], "edit_distance": None}]
+    assert training_curve(single) == [
+        {"steps": "1-1", "stage": "single-turn", "reward": [1.0], "kl": [0.2], "edit_distance": None}
+    ]
+    assert training_curve([]) == []
 
 
 # -- training on the toy task ----------------------------------------------------------------------

@@ -416,8 +416,8 @@ def score(
     """SCoRe: two-stage multi-turn RL that trains a model to correct itself; then `self-correct` on the test
     split before and after (and after the single-turn baseline with --baseline), side by side."""
     from selfimprove.engines.hf import HFEngine
-    from selfimprove.reports.training import self_correction_table
-    from selfimprove.training.score import ScoreSettings, ScoreTrainer, compare_self_correction
+    from selfimprove.reports.training import self_correction_table, training_curve_table
+    from selfimprove.training.score import ScoreSettings, ScoreTrainer, compare_self_correction, training_curve
 
     def work() -> None:
         task_settings = {"data": data, "level": level, **parse_options(task_option, "--task-option")}
@@ -469,6 +469,7 @@ def score(
             )
             trained["warm-up"] = start
         modes = [mode] + (["single-turn"] if baseline and mode != "single-turn" else [])
+        curves = {}
         for name in modes:
             trainer = ScoreTrainer(
                 the_task,
@@ -479,10 +480,14 @@ def score(
                 log=lambda line: console.print(line, soft_wrap=True),  # one step, one line, however wide
             )
             trained[name] = str(trainer.train())
+            curves[name] = training_curve(trainer.logs())
         from accelerate import PartialState
 
         if not PartialState().is_main_process:
             return  # under accelerate launch, one process evaluates
+        (out / "curves.json").write_text(json.dumps(curves, indent=2))
+        for name, curve in curves.items():
+            console.print(training_curve_table(curve, f"{name}: sampled episodes (T {temperature}) by blocks of steps"))
         run_store = RunStore(out / "runs.sqlite")
         try:
             table = compare_self_correction(

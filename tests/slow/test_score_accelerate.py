@@ -38,3 +38,5 @@ def test_two_cpu_processes_train_one_model(tmp_path):
     assert (out / "score" / "merged" / "config.json").is_file()
     report = json.loads((out / "report.json").read_text())
     assert [row["model"] for row in report] == ["base", "score"] and report[1]["problems"] == 2
+    curve = json.loads((out / "curves.json").read_text())["score"]
+    assert [(row["steps"], row["stage"]) for row in curve] == [("1-1", "stage-1"), ("2-2", "stage-2")]

@@ -1,4 +1,5 @@
-"""Console tables for training commands (LMSI): what was kept, how vote share tracked accuracy, before/after."""
+"""Console tables for training commands: LMSI (what was kept, how vote share tracked accuracy, before/after) and
+SCoRe (the sampled episodes over training, self-correction before/after)."""
 
 from __future__ import annotations
 
@@ -67,5 +68,25 @@ def self_correction_table(rows: list[dict], title: str) -> Table:
             _pct(row["incorrect_to_correct"]),
             _pct(row["correct_to_incorrect"]),
             f"{row['edit_distance']:.2f}",
+        )
+    return table
+
+
+def training_curve_table(rows: list[dict], title: str) -> Table:
+    """`training.score.training_curve` rows: sampled rewards, KL and edit distance per block of steps."""
+    table = Table(title=title)
+    for column in ("steps", "stage", "r1", "r2", "KL 1", "KL 2", "edit"):
+        table.add_column(column, justify="left" if column in ("steps", "stage") else "right")
+    for row in rows:
+        reward, kl = row["reward"], row["kl"]
+        second = len(reward) > 1
+        table.add_row(
+            row["steps"],
+            row["stage"],
+            f"{reward[0]:.2f}",
+            f"{reward[1]:.2f}" if second else "—",
+            f"{kl[0]:.3f}",
+            f"{kl[1]:.3f}" if second else "—",
+            "—" if row["edit_distance"] is None else f"{row['edit_distance']:.3f}",
         )
     return table

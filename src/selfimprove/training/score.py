@@ -22,7 +22,9 @@ and `done.json`.
 from __future__ import annotations
 
 import copy
+import itertools
 import json
+import math
 import os
 import random
 import shutil
@@ -519,6 +521,31 @@ def _step_log(objective: StageObjective, step: int, totals: list[float], seconds
         tokens=t["tokens"] / n,
         seconds=seconds,
     )
+
+
+def training_curve(logs: list[dict], blocks: int = 10) -> list[dict]:
+    """The step log averaged over about `blocks` runs of consecutive steps (never across a stage's end): one
+    step's episodes are too few to show a trend in the sampled rewards, or the KL drift that can come with it."""
+
+    def mean(values: list[float]) -> float:
+        return sum(values) / len(values)
+
+    size = max(1, math.ceil(len(logs) / blocks))
+    stages = [list(run) for _, run in itertools.groupby(logs, key=lambda entry: entry["stage"])]
+    curve = []
+    for chunk in (run[i : i + size] for run in stages for i in range(0, len(run), size)):
+        turns = len(chunk[0]["reward"])
+        edits = [e["edit_distance"] for e in chunk if e["edit_distance"] is not None]
+        curve.append(
+            {
+                "steps": f"{chunk[0]['step']}-{chunk[-1]['step']}",
+                "stage": chunk[0]["stage"],
+                "reward": [mean([e["reward"][t] for e in chunk]) for t in range(turns)],
+                "kl": [mean([e["kl"][t] for e in chunk]) for t in range(turns)],
+                "edit_distance": mean(edits) if edits else None,
+            }
+        )
+    return curve
 
 
 def _comparable(settings: ScoreSettings) -> dict:
