@@ -295,3 +295,26 @@ def test_format_warmup_rows_repeat_the_models_own_first_attempt(toy_checkpoint):
         assert first["prompt"] == f"{first['prompt'][0]}:"  # attempt 1 kept as the model wrote it
         assert second["prompt"] == f"{first['prompt']}{first['completion']}\n\n{INSTRUCTION}\n{REVISION_CUE}"
         assert "\n" not in first["completion"]
+
+
+def test_warmup_fixes_follow_a_wrong_first_attempt_with_the_worked_solution(toy_checkpoint):
+    from selfimprove.engines.hf import HFEngine
+    from selfimprove.training.score_warmup import repeat_rows
+
+    class CopyDigitWithSolutions(CopyDigit):
+        def problems(self, split="test", limit=None):
+            for problem in super().problems(split, limit):
+                yield Problem(problem.id, problem.question, problem.reference, {"solution": problem.reference})
+
+    engine = HFEngine(model=toy_checkpoint)
+    rows = repeat_rows(CopyDigitWithSolutions(), engine, problems=24, instruction=INSTRUCTION, max_tokens=3, fixes=True)
+    pairs = list(zip(rows[::2], rows[1::2]))
+    wrong = [(a, b) for a, b in pairs if a["completion"].strip()[:1] != a["prompt"][0]]
+    right = [(a, b) for a, b in pairs if a["completion"].strip()[:1] == a["prompt"][0]]
+    assert wrong and right  # the toy model is right about half the time
+    for first, second in right:
+        assert second["completion"] == first["completion"]  # a right attempt is repeated
+    for first, second in wrong:
+        assert second["completion"].strip() == first["prompt"][0]  # a wrong one is followed by the solution
+    with pytest.raises(ConfigError, match="no worked solution"):
+        repeat_rows(CopyDigit(), engine, problems=24, instruction=INSTRUCTION, max_tokens=3, fixes=True)

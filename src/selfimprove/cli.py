@@ -408,6 +408,9 @@ def score(
     format_warmup: int = typer.Option(
         0, help="First fine-tune on N train problems' transcripts repeating the model's own attempt 1 (no labels)."
     ),
+    warmup_fixes: bool = typer.Option(
+        False, help="In the warm-up, follow a wrong attempt 1 with the worked solution (reads labels)."
+    ),
     rollout: str = typer.Option("hf", help="What samples the episodes: hf (the policy itself) or vllm (GPU)."),
     vllm_mode: str = typer.Option("colocate", help="vllm: colocate (in this process) or server (trl vllm-serve)."),
     vllm_server: str | None = typer.Option(None, help="vllm server mode: the server's base URL."),
@@ -454,17 +457,19 @@ def score(
             from selfimprove.training.score_warmup import format_warmup as warm_up
             from selfimprove.training.sft import load_for_training
 
-            console.print(f"format warm-up on {format_warmup} train problems (the model's own attempts repeated)")
+            what = "wrong ones followed by the worked solution" if warmup_fixes else "the model's own attempts repeated"
+            console.print(f"format warm-up on {format_warmup} train problems ({what})")
             start = str(
                 warm_up(
                     the_task,
                     model,
-                    out / "warmup",
+                    out / ("warmup-fixes" if warmup_fixes else "warmup"),
                     format_warmup,
                     ScoreSettings().instruction,
                     max_tokens,
                     make_engine=make_engine,
                     load_model=load_for_training,
+                    fixes=warmup_fixes,
                 )
             )
             trained["warm-up"] = start

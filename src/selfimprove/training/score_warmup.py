@@ -10,6 +10,10 @@ own greedy attempt 1 → that same attempt again), plus (the task prompt → tha
 copy from context and forgot to compute). It reads no label and leaves the model where the paper's
 base models start: attempt 2 repeats attempt 1 (Δ ≈ 0), and SCoRe has to teach it to change a wrong
 answer.
+
+With `fixes`, where the model's attempt 1 is wrong, attempt 2's row is the task's worked solution instead
+(it reads labels: a supervised correction warm-up on the model's own errors, like the paper's Pair-SFT
+baseline rather than label-free), so SCoRe starts from a model that has seen a second attempt differ.
 """
 
 from __future__ import annotations
@@ -19,15 +23,19 @@ from pathlib import Path
 from typing import Any
 
 from selfimprove.core.errors import ConfigError
-from selfimprove.core.types import Prompt, Sampling
+from selfimprove.core.types import Problem, Prompt, Sampling
+from selfimprove.strategies.base import extract_answer
 from selfimprove.strategies.self_correct import attempt_stops, continue_conversation
 from selfimprove.tasks.base import Task
 from selfimprove.training.sft import SFTSettings, finetune
 
 
-def repeat_rows(task: Task, engine: Any, problems: int, instruction: str, max_tokens: int) -> list[dict]:
+def repeat_rows(
+    task: Task, engine: Any, problems: int, instruction: str, max_tokens: int, fixes: bool = False
+) -> list[dict]:
     """Two prompt/completion rows per problem, both completed by the model's greedy attempt 1: the task prompt
-    (attempt 1 kept as it is) and the transcript after that attempt (attempt 2 repeats it)."""
+    (attempt 1 kept as it is) and the transcript after that attempt (attempt 2 repeats it; with `fixes`, a
+    wrong attempt 1 is followed by the worked solution)."""
     chosen = list(task.problems("train", limit=problems))
     sampling = Sampling(temperature=0.0, max_tokens=max_tokens, stop=attempt_stops(task, instruction))
     contents = [task.format_prompt(p) for p in chosen]
@@ -40,13 +48,23 @@ def repeat_rows(task: Task, engine: Any, problems: int, instruction: str, max_to
             rows.append(
                 {
                     "prompt": continue_conversation(content, attempt, instruction),
-                    "completion": attempt,
+                    "completion": _fixed(task, problem, attempt) if fixes else attempt,
                     "problem_id": problem.id,
                 }
             )
     if not rows:
         raise ConfigError(f"{task.name}: the model wrote no first attempt to repeat; nothing to warm up on")
     return rows
+
+
+def _fixed(task: Task, problem: Problem, attempt: str) -> str:
+    """The attempt when it is right, else the problem's worked solution, led by the attempt's own whitespace."""
+    if task.grade(problem, extract_answer(task, problem, attempt)):
+        return attempt
+    solution = problem.metadata.get("solution")
+    if not solution:
+        raise ConfigError(f"{task.name}: problem {problem.id} has no worked solution; --warmup-fixes needs one")
+    return attempt[: len(attempt) - len(attempt.lstrip())] + solution
 
 
 def format_warmup(
@@ -59,6 +77,7 @@ def format_warmup(
     make_engine: Callable[[str | None], Any],
     load_model: Callable[[str | None], tuple[Any, Any]],
     settings: SFTSettings | None = None,
+    fixes: bool = False,
 ) -> Path:
     """Fine-tunes `model` on `problems` repeat rows (all weights, two epochs by default); the merged folder.
     Resumable like every SFT stage (`done.json`)."""
@@ -67,7 +86,7 @@ def format_warmup(
         return out / "merged"
     engine = make_engine(model)
     try:
-        rows = repeat_rows(task, engine, problems, instruction, max_tokens)
+        rows = repeat_rows(task, engine, problems, instruction, max_tokens, fixes)
     finally:
         engine.close()
     base, tokenizer = load_model(model)
