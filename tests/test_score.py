@@ -318,3 +318,13 @@ def test_warmup_fixes_follow_a_wrong_first_attempt_with_the_worked_solution(toy_
         assert second["completion"].strip() == first["prompt"][0]  # a wrong one is followed by the solution
     with pytest.raises(ConfigError, match="no worked solution"):
         repeat_rows(CopyDigit(), engine, problems=24, instruction=INSTRUCTION, max_tokens=3, fixes=True)
+
+
+def test_warmup_fixes_without_a_warmup_is_refused(tmp_path):
+    from typer.testing import CliRunner
+
+    from selfimprove.cli import app
+
+    out = tmp_path / "work"
+    result = CliRunner().invoke(app, ["score", "--model", str(tmp_path / "m"), "--out", str(out), "--warmup-fixes"])
+    assert result.exit_code != 0 and "--format-warmup N" in result.output and not out.exists()

@@ -447,6 +447,8 @@ def score(
             vllm_gpu_memory=vllm_gpu_memory,
         )
         ScoreSettings(**common)  # bad settings fail here, before any model is loaded
+        if warmup_fixes and format_warmup <= 0:
+            raise ConfigError("--warmup-fixes changes the format warm-up: give --format-warmup N too")
         if rollout == "vllm":
             from selfimprove.training.score_vllm import require_vllm
 
