@@ -237,8 +237,8 @@ class ScoreTrainer:
         problems = self._problems(accelerator.num_processes)
         vllm = None
         if s.rollout == "vllm":
-            sampling = s.sampling(self.task, 0)
-            vllm = VLLMRollout.start(policy, accelerator, tokenizer, sampling, s, self.make_vllm_generation)
+            generation = self.make_vllm_generation(policy, accelerator, tokenizer, s.sampling(self.task, 0), s)
+            vllm = VLLMRollout(generation, policy, tokenizer)
         done = state["global_step"] if state else 0
         offset = 0
         for objective, steps in s.schedule():

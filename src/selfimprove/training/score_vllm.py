@@ -75,18 +75,6 @@ class VLLMRollout:
         self.tokenizer = tokenizer
         self.ends = self.prompts.end_ids()
 
-    @classmethod
-    def start(
-        cls,
-        policy: Any,
-        accelerator: Any,
-        tokenizer: Any,
-        sampling: Sampling,
-        settings: Any,
-        make_generation: MakeGeneration = trl_vllm_generation,
-    ) -> VLLMRollout:
-        return cls(make_generation(policy, accelerator, tokenizer, sampling, settings), policy, tokenizer)
-
     def sync(self) -> None:
         """Pushes the policy's current weights to vLLM: called before every step's rollout."""
         self.generation.sync_weights()
