@@ -1,4 +1,10 @@
-"""Runs untrusted programs (model-written code with its tests) in child processes, never in ours.
+"""Runs untrusted programs (model-written code) in child processes, never in ours, and judges them from outside.
+
+A `JudgedProgram` is judged: the candidate's code runs alone in the sandboxed child, and a judge
+process (`judge.py`) runs the problem's tests, calling the candidate's functions over a pipe with
+plain data both ways, so the verdict comes from a process the program cannot reach. Tests that
+need the program's own objects (its classes) fall back to running code and tests as one script in
+the child (`Sandbox.run`), and the result says `judged_in_process`.
 
 Each program gets a fresh child process in its own session and a temp directory, stdin closed,
 a scrubbed environment, rlimits on CPU seconds, address space, file size (which also caps its
@@ -20,6 +26,7 @@ what is not isolated, and the grading commands print it.
 
 from __future__ import annotations
 
+import ast
 import functools
 import json
 import os
@@ -39,6 +46,10 @@ from pathlib import Path
 STATUSES = ("passed", "failed", "timeout", "memory", "error")
 FIRST_SANDBOX_UID = 61000
 _CHILD_SCRIPT = Path(__file__).with_name("sandbox_child.py")
+_WIRE_MODULE = Path(__file__).with_name("wire.py")
+_JUDGE_SCRIPT = Path(__file__).with_name("judge.py")
+# Left visible to the program (read-only to its uid): what the interpreter and its libraries need.
+_SYSTEM_DIRECTORIES = {"usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc", "dev", "proc", "sys"}
 _NAMESPACES = ["--net", "--pid", "--fork", "--kill-child", "--mount-proc"]
 
 
@@ -53,6 +64,10 @@ class Limits:
     processes: int = 32
     output_chars: int = 2000
     """How much of the end of stdout and stderr a result keeps."""
+    call_seconds: float | None = None
+    """Longest one call of the program's function may take when judged (None: up to the wall-clock limit)."""
+    message_bytes: int = 16 << 20
+    """Largest message between judge and program (arguments, a return value): a larger one is an error."""
 
     def rlimits(self) -> dict[str, int]:
         return {
@@ -93,10 +108,30 @@ class SandboxResult:
     seconds: float
     stdout: str = ""
     stderr: str = ""
+    judged_in_process: bool = False
+    """True when code and tests ran as one script in the child (the program could reach that verdict)."""
 
     @property
     def passed(self) -> bool:
         return self.status == "passed"
+
+
+@dataclass(frozen=True)
+class JudgedProgram:
+    """A candidate program and the tests that judge it from outside its process."""
+
+    program: str
+    """Untrusted: the candidate's code (HumanEval: prompt + completion), run alone in the sandbox."""
+    tests: str
+    """Trusted (from the data set): test code run by the judge; names it needs from the program are proxies."""
+    script: str
+    """The same program and tests as one script, for judging in-process when the tests need its objects."""
+    context: str = ""
+    """Trusted: code the judge runs before the tests (HumanEval's prompt with its helpers, MBPP's setup)."""
+    entry_points: tuple[str, ...] = ()
+    """Names the tests must get from the program even where the context defines them (HumanEval's stub)."""
+    in_process: str | None = None
+    """Why these tests need the program's own objects (then `script` runs in-process); None: judged."""
 
 
 def _works(command: list[str]) -> bool:
@@ -127,7 +162,10 @@ def _prefix_command(isolation: Isolation) -> list[str]:
 
 
 def _hidden_directories() -> list[str]:
-    candidates = ["/tmp", "/var/tmp", "/dev/shm", "/root", "/home", str(Path.home()), tempfile.gettempdir()]
+    """Every top-level directory but the system's own: data sets, repositories, homes, sockets under /run."""
+    tops = [entry.path for entry in os.scandir("/") if entry.is_dir(follow_symlinks=False)]
+    candidates = [path for path in tops if os.path.basename(path) not in _SYSTEM_DIRECTORIES]
+    candidates += ["/dev/shm", str(Path.home()), tempfile.gettempdir()]
     return sorted({os.path.realpath(path) for path in candidates if os.path.isdir(path)})
 
 
@@ -156,20 +194,43 @@ class Sandbox:
             self._slots.put(slot)
 
     def run(self, source: str) -> SandboxResult:
-        """Runs `source` as a script to its end; it passes when it ran to the end without an exception."""
+        """Runs `source` as a script to its end; it passes when it ran to the end without an exception.
+        The verdict is reported from inside the program's process: use `judge` where an RL reward depends on it."""
         slot = self._slots.get()
         try:
-            return self._run_in_slot(source, slot)
+            return self._in_fresh_root(lambda root: self._run_in(root, source, slot))
         finally:
             self._slots.put(slot)
 
+    def judge(self, program: JudgedProgram) -> SandboxResult:
+        """The verdict of the judge process on `program`, or of the in-process script where its tests need that."""
+        if program.in_process is not None:
+            return self._in_process(program.script, program.in_process)
+        slot = self._slots.get()
+        try:
+            result = self._in_fresh_root(lambda root: self._judge_in(root, program, slot))
+        finally:
+            self._slots.put(slot)
+        if result.status == "in-process":
+            return self._in_process(program.script, result.message)
+        return result
+
+    def _in_process(self, script: str, reason: str) -> SandboxResult:
+        result = self.run(script)
+        message = f"{result.message} [judged in-process: {reason}]".strip()
+        return SandboxResult(result.status, message, result.seconds, result.stdout, result.stderr, True)
+
+    def submit(self, item: str | JudgedProgram) -> SandboxResult:
+        return self.judge(item) if isinstance(item, JudgedProgram) else self.run(item)
+
     def run_many(
-        self, sources: Sequence[str], on_result: Callable[[int, SandboxResult], None] | None = None
+        self, sources: Sequence[str | JudgedProgram], on_result: Callable[[int, SandboxResult], None] | None = None
     ) -> list[SandboxResult]:
-        """Every source, `workers` at a time, results in input order; `on_result(index, result)` as each ends."""
+        """Every script or judged program, `workers` at a time, results in input order; `on_result(index, result)`
+        as each ends."""
 
         def one(index: int) -> SandboxResult:
-            result = self.run(sources[index])
+            result = self.submit(sources[index])
             if on_result is not None:
                 on_result(index, result)
             return result
@@ -179,24 +240,26 @@ class Sandbox:
         with ThreadPoolExecutor(self.workers) as pool:
             return list(pool.map(one, range(len(sources))))
 
-    def _run_in_slot(self, source: str, slot: int) -> SandboxResult:
+    @staticmethod
+    def _in_fresh_root(body: Callable[[Path], SandboxResult]) -> SandboxResult:
         root = Path(tempfile.mkdtemp(prefix="selfimprove-sandbox-"))
         try:
-            return self._run_in(root, source, slot)
+            return body(root)
         finally:
             shutil.rmtree(root, ignore_errors=True)
 
-    def _run_in(self, root: Path, source: str, slot: int) -> SandboxResult:
+    def _prepare(self, root: Path, source: str, slot: int, channel: tuple[int, int] | None) -> tuple[Path, dict]:
+        """The work directory with the program and the child's scripts, and the spec that `boot` reads."""
         work = root / "work"
         work.mkdir(mode=0o700)
         (work / "program.py").write_text(source, encoding="utf-8")
         shutil.copyfile(_CHILD_SCRIPT, work / "sandbox_child.py")
+        shutil.copyfile(_WIRE_MODULE, work / "wire.py")
         uid = FIRST_SANDBOX_UID + slot if self.isolation.separate_uid else None
         if uid is not None:
-            for path in (work, work / "program.py", work / "sandbox_child.py"):
+            for path in (work, work / "program.py", work / "sandbox_child.py", work / "wire.py"):
                 os.chown(path, uid, uid)
         python, prefix = _interpreter()
-        nonce = secrets.token_hex(16)
         spec = {
             "workdir": str(work),
             "python": python,
@@ -206,51 +269,115 @@ class Sandbox:
             "limits": self.limits.rlimits(),
             "uid": uid,
             "gid": uid,
-            "nonce": nonce,
+            "nonce": None if channel else secrets.token_hex(16),
+            "channel": list(channel) if channel else None,
+            "max_bytes": self.limits.message_bytes,
             "env": {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(work), "TMPDIR": str(work), "LANG": "C.UTF-8"},
         }
+        return work, spec
+
+    def _start_child(self, root: Path, work: Path, spec: dict, out, err) -> subprocess.Popen:
         spec_path = root / "spec.json"
         spec_path.write_text(json.dumps(spec))
         spec_path.chmod(0o600)
-        command = [*_prefix_command(self.isolation), python, "-I", "-B", str(work / "sandbox_child.py"), "boot"]
-        command.append(str(spec_path))
+        command = [*_prefix_command(self.isolation), spec["python"], "-I", "-B", "-S", str(work / "sandbox_child.py")]
+        return subprocess.Popen(
+            [*command, "boot", str(spec_path)],
+            cwd=work,
+            env=spec["env"],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            start_new_session=True,
+            close_fds=True,
+            pass_fds=spec["channel"] or (),
+        )
+
+    def _run_in(self, root: Path, source: str, slot: int) -> SandboxResult:
+        work, spec = self._prepare(root, source, slot, channel=None)
         started = time.perf_counter()
         with (root / "stdout").open("wb") as out, (root / "stderr").open("wb") as err:
-            process = subprocess.Popen(
-                command,
-                cwd=work,
-                env=spec["env"],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                start_new_session=True,
-                close_fds=True,
-            )
-            timed_out = False
-            try:
-                process.wait(timeout=self.limits.wall_seconds)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-            finally:
-                try:
-                    os.killpg(process.pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
-                process.wait()
+            process = self._start_child(root, work, spec, out, err)
+            timed_out = not _wait(process, self.limits.wall_seconds)
+            _kill(process)
         seconds = time.perf_counter() - started
         stdout = _tail(root / "stdout", self.limits.output_chars)
         stderr = _tail(root / "stderr", self.limits.output_chars)
-        status, message = self._classify(work / "result", nonce, process.returncode, timed_out, stderr)
+        if timed_out:
+            status, message = self._wall_clock()
+        elif (record := _read_result(work / "result", spec["nonce"])) is not None:
+            status, message = record["status"], record["message"]
+        else:
+            status, message = self._classify_exit(process.returncode, stderr)
         return SandboxResult(status, message, seconds, stdout, stderr)
 
-    def _classify(
-        self, result_path: Path, nonce: str, returncode: int, timed_out: bool, stderr: str
-    ) -> tuple[str, str]:
+    def _judge_in(self, root: Path, program: JudgedProgram, slot: int) -> SandboxResult:
+        to_child_read, to_child_write = os.pipe()
+        from_child_read, from_child_write = os.pipe()
+        verdict_read, verdict_write = os.pipe()
+        work, spec = self._prepare(root, program.program, slot, channel=(to_child_read, from_child_write))
+        judge_spec = {
+            "context": program.context,
+            "tests": program.tests,
+            "entry_points": list(program.entry_points),
+            "names": sorted(_names_or_none(program.tests)),
+            "call_seconds": self.limits.call_seconds,
+            "wall_seconds": self.limits.wall_seconds,
+            "max_bytes": self.limits.message_bytes,
+            "fds": [to_child_write, from_child_read, verdict_write],
+        }
+        started = time.perf_counter()
+        with (
+            (root / "stdout").open("wb") as out,
+            (root / "stderr").open("wb") as err,
+            (root / "judge-stderr").open("wb") as judge_err,
+        ):
+            try:
+                judge = subprocess.Popen(
+                    [spec["python"], "-I", "-B", "-S", str(_JUDGE_SCRIPT)],
+                    env={"PATH": spec["env"]["PATH"], "LANG": "C.UTF-8"},
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.DEVNULL,
+                    stderr=judge_err,
+                    start_new_session=True,
+                    close_fds=True,
+                    pass_fds=(to_child_write, from_child_read, verdict_write),
+                )
+                child = self._start_child(root, work, spec, out, err)
+            finally:  # the harness keeps only the verdict's end: the pipes' other holders are judge and child
+                for fd in (to_child_read, to_child_write, from_child_read, from_child_write, verdict_write):
+                    os.close(fd)
+            try:
+                judge.stdin.write(json.dumps(judge_spec).encode())
+                judge.stdin.close()
+            except BrokenPipeError:
+                pass
+            timed_out = not _wait(judge, self.limits.wall_seconds)
+            _kill(judge)
+            if not timed_out:
+                _wait(child, 1.0)  # a program that ended by itself has ended by now; one still serving is killed
+            _kill(child)
+        seconds = time.perf_counter() - started
+        with os.fdopen(verdict_read, "rb") as handle:
+            verdict = _parse_verdict(handle.read(1 << 16))
+        stdout = _tail(root / "stdout", self.limits.output_chars)
+        stderr = _tail(root / "stderr", self.limits.output_chars)
         if timed_out:
-            return "timeout", f"still running after the wall-clock limit of {self.limits.wall_seconds:g} s; killed"
-        record = _read_result(result_path, nonce)
-        if record is not None:
-            return record["status"], record["message"]
+            status, message = self._wall_clock()
+        elif verdict is None:
+            status, message = "error", f"the judge ended without a verdict: {_tail(root / 'judge-stderr', 300)}"
+        elif verdict["status"] == "ended":
+            status, message = self._classify_exit(child.returncode, stderr)
+            message = f"{verdict['message']}: {message}"
+        else:
+            status, message = verdict["status"], verdict["message"]
+        return SandboxResult(status, message, seconds, stdout, stderr)
+
+    def _wall_clock(self) -> tuple[str, str]:
+        return "timeout", f"still running after the wall-clock limit of {self.limits.wall_seconds:g} s; killed"
+
+    def _classify_exit(self, returncode: int, stderr: str) -> tuple[str, str]:
+        """What a child's exit status says when no verdict or result record explains it."""
         code = returncode
         killed_by = -code if code < 0 else code - 128 if code > 128 else None
         if killed_by == signal.SIGXCPU:
@@ -263,6 +390,57 @@ class Sandbox:
             return "error", f"killed by signal {signal.Signals(killed_by).name} before its tests finished"
         last = stderr.strip().splitlines()[-1:] or [""]
         return "error", f"exited with code {code} before its tests finished {last[0]}".strip()
+
+
+def names_needed(tests: str) -> set[str]:
+    """Names the tests read but never bind themselves: what they may need from the program."""
+    tree = ast.parse(tests)
+    read, bound = set(), set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            (read if isinstance(node.ctx, ast.Load) else bound).add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+    return read - bound
+
+
+def _names_or_none(tests: str) -> set[str]:
+    try:
+        return names_needed(tests)
+    except SyntaxError:
+        return set()  # the judge compiles the tests and reports their syntax error
+
+
+def _wait(process: subprocess.Popen, seconds: float) -> bool:
+    """True when `process` ended within `seconds`."""
+    try:
+        process.wait(timeout=seconds)
+        return True
+    except subprocess.TimeoutExpired:
+        return False
+
+
+def _kill(process: subprocess.Popen) -> None:
+    """SIGKILL to its whole process group (its session), then reap it."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    process.wait()
+
+
+def _parse_verdict(data: bytes) -> dict | None:
+    try:
+        record = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("status") not in (*STATUSES, "ended", "in-process"):
+        return None
+    return {"status": record["status"], "message": str(record.get("message", ""))}
 
 
 def _read_result(path: Path, nonce: str) -> dict | None:

@@ -4,7 +4,9 @@ Each line holds `task_id`, `prompt` (imports, signature and docstring), `canonic
 `test` (defines `check(candidate)`) and `entry_point`. The model continues the prompt with the
 function body; the Codex stop sequences end it at the next top-level statement. A chat model's
 fenced answer that redefines the whole function is accepted too. The program run in the sandbox
-is `prompt + completion + test + check(entry_point)`, as the official harness assembles it.
+is `prompt + completion`; the judge runs the prompt (for its helpers, such as `encode_cyclic`), then
+`test + check(entry_point)` with the entry point standing for the program's function, so the
+verdict is the official harness's without the program's process deciding it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from selfimprove.core.types import Problem
 from selfimprove.grading.code import extract_program
 from selfimprove.tasks.base import registry
 from selfimprove.tasks.jsonl import identify_source, read_records, require_str
+from selfimprove.grading.sandbox import JudgedProgram
 from selfimprove.tasks.programs import ProgramGrading, sandbox_limits
 
 CODEX_STOPS = ("\nclass", "\ndef", "\n#", "\nif", "\nprint")
@@ -84,12 +87,21 @@ class HumanEvalTask(ProgramGrading):
     def extract(self, text: str) -> str | None:
         return extract_program(text, stops=self.stop)
 
-    def program(self, problem: Problem, code: str) -> str:
+    def judged_program(self, problem: Problem, code: str) -> JudgedProgram:
         entry = problem.metadata["entry_point"]
         definition = re.compile(rf"^def\s+{re.escape(entry)}\s*\(", re.MULTILINE)
         prompt = problem.question
+        found = definition.search(prompt)
+        # What precedes the entry point's unfinished definition: imports and helpers (`encode_cyclic`, `poly`).
+        before_entry = prompt[: found.start()] if found else prompt
         if definition.search(code):
-            # A whole redefinition replaces the prompt's unfinished one; what precedes it (imports, helpers) stays.
-            found = definition.search(prompt)
-            prompt = (prompt[: found.start()] if found else prompt) + "\n"
-        return f"{prompt}{code}\n\n{problem.metadata['test']}\n\ncheck({entry})\n"
+            prompt = before_entry + "\n"  # a whole redefinition replaces the prompt's unfinished one
+        program = f"{prompt}{code}\n"
+        tests = f"{problem.metadata['test']}\n\ncheck({entry})\n"
+        return JudgedProgram(
+            program=program,
+            tests=tests,
+            context=before_entry,
+            entry_points=(entry,),
+            script=f"{program}\n{tests}",
+        )

@@ -3,8 +3,10 @@
 Each line holds `task_id`, `text` (the task), `code` (a reference solution), `test_list` (assert
 statements), `test_setup_code` and `challenge_test_list`. The prompt is the paper's: three solved
 exemplars from the prompt split (task ids 2, 3 and 4), then the task with its tests, then
-`[BEGIN]`; the model writes code and `[DONE]`. A completion passes when its code, followed by
-the tests, runs to its end in the sandbox.
+`[BEGIN]`; the model writes code and `[DONE]`. The code runs alone in the sandbox; the judge runs
+the setup and the asserts and calls the code's functions across the pipe. The two rows whose tests
+build the solution's own class instances (601 `Pair`, 927 `Node`) run code, setup and asserts as
+one script in the sandbox instead, and say so.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from selfimprove.core.types import Problem
 from selfimprove.grading.code import extract_program
 from selfimprove.tasks.base import registry
 from selfimprove.tasks.jsonl import file_beside, identify_source, is_hub_name, read_records, require_str
-from selfimprove.tasks.programs import ProgramGrading, sandbox_limits
+from selfimprove.grading.sandbox import JudgedProgram
+from selfimprove.tasks.programs import ProgramGrading, needs_program_objects, sandbox_limits
 
 EXEMPLAR_IDS = (2, 3, 4)
 _DEF = re.compile(r"^def\s+(\w+)\s*\(", re.MULTILINE)
@@ -141,7 +144,16 @@ class MBPPTask(ProgramGrading):
     def extract(self, text: str) -> str | None:
         return extract_program(text, stops=(*self.stop, "[BEGIN]"))
 
-    def program(self, problem: Problem, code: str) -> str:
-        tests = problem.metadata["tests"] + (problem.metadata["challenge_tests"] if self.challenge else [])
-        # The setup builds the tests' inputs and may use the solution's classes (task 927), so it comes after.
-        return f"{code}\n\n{problem.metadata['setup']}\n" + "\n".join(tests) + "\n"
+    def judged_program(self, problem: Problem, code: str) -> JudgedProgram:
+        tests = "\n".join(problem.metadata["tests"] + (problem.metadata["challenge_tests"] if self.challenge else []))
+        setup = problem.metadata["setup"]
+        entry = problem.metadata["entry_point"]
+        return JudgedProgram(
+            program=code,
+            tests=tests + "\n",
+            context=setup,
+            entry_points=(entry,) if entry else (),
+            # In-process, the setup builds the tests' inputs and may use the solution's classes (927): it comes after.
+            script=f"{code}\n\n{setup}\n{tests}\n",
+            in_process=needs_program_objects(tests, setup, problem.reference),
+        )
