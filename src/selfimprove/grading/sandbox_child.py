@@ -208,8 +208,10 @@ def _call(namespace, request, wire):
     try:
         reply = {"ok": wire.encode(result, strict=False)}
         mutated = {}
-        for key, value, sent in [*zip(range(len(args)), args, request["args"]),
-                                 *((k, kwargs[k], request["kwargs"][k]) for k in kwargs)]:
+        for key, value, sent in [
+            *zip(range(len(args)), args, request["args"]),
+            *((k, kwargs[k], request["kwargs"][k]) for k in kwargs),
+        ]:
             if isinstance(value, (list, dict, set, bytearray)):
                 now = wire.encode(value, strict=False)
                 if now != sent:

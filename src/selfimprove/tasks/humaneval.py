@@ -18,9 +18,9 @@ from pathlib import Path
 from selfimprove.core.errors import ConfigError
 from selfimprove.core.types import Problem
 from selfimprove.grading.code import extract_program
+from selfimprove.grading.sandbox import JudgedProgram
 from selfimprove.tasks.base import registry
 from selfimprove.tasks.jsonl import identify_source, read_records, require_str
-from selfimprove.grading.sandbox import JudgedProgram
 from selfimprove.tasks.programs import ProgramGrading, sandbox_limits
 
 CODEX_STOPS = ("\nclass", "\ndef", "\n#", "\nif", "\nprint")

@@ -18,9 +18,9 @@ from pathlib import Path
 from selfimprove.core.errors import ConfigError, DataError
 from selfimprove.core.types import Problem
 from selfimprove.grading.code import extract_program
+from selfimprove.grading.sandbox import JudgedProgram
 from selfimprove.tasks.base import registry
 from selfimprove.tasks.jsonl import file_beside, identify_source, is_hub_name, read_records, require_str
-from selfimprove.grading.sandbox import JudgedProgram
 from selfimprove.tasks.programs import ProgramGrading, needs_program_objects, sandbox_limits
 
 EXEMPLAR_IDS = (2, 3, 4)

@@ -10,11 +10,10 @@ samples one by one.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import ast
 import builtins
 import warnings
+from collections.abc import Sequence
 
 from selfimprove.core.types import Problem
 from selfimprove.grading.sandbox import JudgedProgram, Limits, Sandbox, SandboxResult, names_needed
