@@ -266,6 +266,7 @@ def grade(
             with output.open("w", encoding="utf-8") as out:
                 for r in report.results:
                     row = {"task_id": r.task_id, "line": r.line, "passed": r.passed, "result": r.detail}
+                    row["judged_in_process"] = r.judged_in_process
                     out.write(json.dumps(row) + "\n")
             console.print(f"wrote {output}")
 

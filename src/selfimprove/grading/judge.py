@@ -138,8 +138,8 @@ class ProgramFunction:
             raise _exception(name, message)
         if "unsendable" in reply:
             raise ProgramException(
-                f"{self._name} returned {str(reply['unsendable'])[:200]}, which is not plain data "
-                "(None, bool, int, float, complex, str, bytes, list, tuple, set, dict) and cannot reach the tests"
+                f"{self._name} returned {str(reply['unsendable'])[:300]}: only plain data (None, bool, int, float, "
+                "complex, str, bytes, list, tuple, set, dict) reaches the tests"
             )
         if "memory" in reply:
             session.fail(ProgramMemory(f"MemoryError: the program ran out of its memory limit in {what}"))

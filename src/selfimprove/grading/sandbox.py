@@ -354,12 +354,12 @@ class Sandbox:
                 pass
             timed_out = not _wait(judge, self.limits.wall_seconds)
             _kill(judge)
-            if not timed_out:
-                _wait(child, 1.0)  # a program that ended by itself has ended by now; one still serving is killed
+            with os.fdopen(verdict_read, "rb") as handle:
+                verdict = None if timed_out else _parse_verdict(handle.read(1 << 16))
+            if verdict is not None and verdict["status"] == "ended":
+                _wait(child, 1.0)  # it has ended (or is ending): its exit status says how
             _kill(child)
         seconds = time.perf_counter() - started
-        with os.fdopen(verdict_read, "rb") as handle:
-            verdict = _parse_verdict(handle.read(1 << 16))
         stdout = _tail(root / "stdout", self.limits.output_chars)
         stderr = _tail(root / "stderr", self.limits.output_chars)
         if timed_out:

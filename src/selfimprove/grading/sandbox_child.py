@@ -164,7 +164,10 @@ def serve(max_bytes):
                 reply = _call(namespace, request, wire)
                 if os.getpid() != me:
                     os._exit(0)
-                channel.send(reply)
+                try:
+                    channel.send(reply)
+                except wire.Unsendable:  # a return value over the message limit
+                    channel.send({"unsendable": f"a reply over the {channel.max_bytes}-byte message limit"})
                 if "exited" in reply:
                     break
             else:
@@ -221,7 +224,7 @@ def _call(namespace, request, wire):
         return reply
     except BaseException as exc:  # noqa: BLE001 - not plain data (or it would not encode)
         kind = exc.kind if isinstance(exc, wire.Unsendable) else type(result).__name__
-        return {"unsendable": str(kind)[:200]}
+        return {"unsendable": f"a value of type {str(kind)[:200]}, which is not plain data"}
 
 
 def _name(exc):

@@ -126,6 +126,8 @@ def grade_table(source: str, report) -> Table:
         table.add_row(f"pass@{k}", _pct(value))
     for status, count in report.statuses.items():
         table.add_row(f"  {status}", str(count))
+    if report.judged_in_process:
+        table.add_row("judged in-process", f"{report.judged_in_process} (their tests need the program's objects)")
     return table
 
 

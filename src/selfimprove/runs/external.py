@@ -25,6 +25,8 @@ class GradedCompletion:
     answer: str | None
     passed: bool
     detail: str
+    judged_in_process: bool = False
+    """The verdict came from the program's own process (its tests need its objects), not from the judge."""
 
 
 @dataclass
@@ -34,6 +36,8 @@ class GradeReport:
     samples_per_problem: dict[str, int]
     pass_at_k: dict[int, float]
     statuses: dict[str, int] = field(default_factory=dict)
+    judged_in_process: int = 0
+    """Completions whose verdict came from inside the program's process (see GradedCompletion)."""
 
     @property
     def problems_graded(self) -> int:
@@ -66,6 +70,7 @@ def grade_file(
     rows = read_completions(path, set(problems))
     answers = [(line, task_id, extract_answer(task, problems[task_id], text)) for line, task_id, text in rows]
     explain = getattr(task, "grade_detail", None)
+    outcome = getattr(task, "outcome", None)  # code tasks: the sandbox result, which says how it was judged
     results = []
     for start in range(0, len(answers), CHUNK):
         chunk = answers[start : start + CHUNK]
@@ -74,7 +79,9 @@ def grade_file(
             problem = problems[task_id]
             passed = bool(task.grade(problem, answer))
             detail = explain(problem, answer) if explain else ("passed" if passed else "failed")
-            results.append(GradedCompletion(line, task_id, answer, passed, detail))
+            result = outcome(problem, answer) if outcome else None
+            in_process = bool(result is not None and result.judged_in_process)
+            results.append(GradedCompletion(line, task_id, answer, passed, detail, in_process))
         if on_progress:
             on_progress(len(results))
     counts: Counter[str] = Counter(r.task_id for r in results)
@@ -87,4 +94,5 @@ def grade_file(
         if k <= fewest
     }
     statuses = Counter(r.detail.split(":", 1)[0] for r in results)
-    return GradeReport(results, len(problems), dict(counts), passes, dict(statuses.most_common()))
+    in_process = sum(r.judged_in_process for r in results)
+    return GradeReport(results, len(problems), dict(counts), passes, dict(statuses.most_common()), in_process)
