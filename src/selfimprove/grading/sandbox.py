@@ -15,8 +15,9 @@ root, or unprivileged user namespaces), the program also gets:
 - a new network namespace: no interface but a loopback that is down, so no connection anywhere;
 - a new PID namespace: it cannot see or signal our processes, and everything it forked dies
   with it, even what escaped its process group;
-- a private mount namespace with empty tmpfs over /root, /home, the user's home and the temp
-  directories (only the interpreter and its own work directory are brought back);
+- a private mount namespace with empty tmpfs over every top-level directory but the system's
+  (data sets, repositories, homes, temp directories, /run's sockets; only the interpreter and its
+  own work directory are brought back);
 - as root, its own unprivileged uid per worker slot, so it cannot write outside its work
   directory and its process limit is its own.
 
