@@ -39,7 +39,7 @@ def humaneval_from_mbpp(problem: Problem) -> Problem | None:
     function = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == entry), None)
     if function is None or any(isinstance(n, ast.ClassDef) for n in tree.body):
         return None
-    signature = f"def {entry}({ast.unparse(function.args)}):\n    \"\"\"{problem.question}\"\"\"\n"
+    signature = f'def {entry}({ast.unparse(function.args)}):\n    """{problem.question}"""\n'
     asserts = [re.sub(rf"\b{re.escape(entry)}\s*\(", "candidate(", test) for test in problem.metadata["tests"]]
     test = "def check(candidate):\n" + "".join(f"    {line}\n" for line in asserts)
     return Problem(id=f"MBPP/{problem.id}", question=signature, reference=problem.reference,

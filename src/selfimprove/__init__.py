@@ -1,3 +1,82 @@
-"""selfimprove: make language models reason better and improve themselves, measured honestly."""
+"""selfimprove: make language models reason better and improve themselves, measured honestly.
+
+The Python API (the CLI is a thin layer over it). Names are imported on first use, so
+`import selfimprove` stays light and pulls in no model library:
+
+    import selfimprove as si
+    engine = si.LlamaCppEngine(model="model.gguf")            # or si.HFEngine(model="org/name"), si.OpenAICompatEngine
+    task = si.QuestionsTask(items=[("What is 7 * 6?", 42), ("What is 15 + 27?", 42)])
+    result = si.run(task, si.SelfConsistency(samples=8), engine)
+    print(result.metrics.accuracy, result.metrics.maj_at_k, result.metrics.completion_tokens_per_problem)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    # running and measuring
+    "run": "selfimprove.api",
+    "RunResult": "selfimprove.api",
+    "report": "selfimprove.api",
+    "RunStore": "selfimprove.runs.store",
+    "RunMetrics": "selfimprove.runs.metrics",
+    # the values that flow between the parts
+    "Problem": "selfimprove.core.types",
+    "Solution": "selfimprove.core.types",
+    "Sampling": "selfimprove.core.types",
+    # engines
+    "LlamaCppEngine": "selfimprove.engines.llama_cpp",
+    "HFEngine": "selfimprove.engines.hf",
+    "OpenAICompatEngine": "selfimprove.engines.openai_compat",
+    # tasks
+    "QuestionsTask": "selfimprove.tasks.questions",
+    "ArithmeticTask": "selfimprove.tasks.arithmetic",
+    "GSM8KTask": "selfimprove.tasks.gsm8k",
+    "MathTask": "selfimprove.tasks.mathematics",
+    "MBPPTask": "selfimprove.tasks.mbpp",
+    "HumanEvalTask": "selfimprove.tasks.humaneval",
+    "ProofWriterTask": "selfimprove.tasks.multiple_choice",
+    "ProntoQATask": "selfimprove.tasks.multiple_choice",
+    "FolioTask": "selfimprove.tasks.multiple_choice",
+    "LogicalDeductionTask": "selfimprove.tasks.multiple_choice",
+    # strategies
+    "ChainOfThought": "selfimprove.strategies.cot",
+    "SelfConsistency": "selfimprove.strategies.self_consistency",
+    "AdaptiveConsistency": "selfimprove.strategies.adaptive_consistency",
+    "SelfCorrect": "selfimprove.strategies.self_correct",
+    "LeastToMost": "selfimprove.strategies.least_to_most",
+    "LogicOfThought": "selfimprove.strategies.logic_of_thought",
+    "TreeOfThoughts": "selfimprove.strategies.tree_of_thoughts",
+    # training pipelines
+    "train_testbed": "selfimprove.training.testbed",
+    "TestbedSettings": "selfimprove.training.testbed",
+    "LMSI": "selfimprove.training.lmsi",
+    "LMSISettings": "selfimprove.training.lmsi",
+    "ScoreTrainer": "selfimprove.training.score",
+    "ScoreSettings": "selfimprove.training.score",
+    "export_checkpoint": "selfimprove.training.gguf_export",
+}
+_MODULES = {
+    "engines": "selfimprove.engines",
+    "tasks": "selfimprove.tasks",
+    "strategies": "selfimprove.strategies",
+    "metrics": "selfimprove.runs.metrics",
+}
+
+__all__ = ["__version__", *_EXPORTS, *_MODULES]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MODULES:
+        return importlib.import_module(_MODULES[name])
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'selfimprove' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

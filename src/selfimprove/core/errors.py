@@ -17,7 +17,8 @@ class UnknownNameError(SelfImproveError):
 
     def __init__(self, kind: str, name: str, valid: list[str]):
         self.kind, self.name, self.valid = kind, name, valid
-        super().__init__(f"unknown {kind} {name!r}; valid {kind}s: {', '.join(sorted(valid))}")
+        plural = kind[:-1] + "ies" if kind.endswith("y") else kind + "s"
+        super().__init__(f"unknown {kind} {name!r}; valid {plural}: {', '.join(sorted(valid))}")
 
 
 class DataError(SelfImproveError):

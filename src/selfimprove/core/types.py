@@ -32,6 +32,11 @@ class Sampling:
     stop: tuple[str, ...] = ()
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        from selfimprove.core.validation import require_sampling_ranges  # validation imports errors, not types
+
+        require_sampling_ranges(self)
+
     @property
     def greedy(self) -> bool:
         return self.temperature <= 0.0

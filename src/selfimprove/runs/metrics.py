@@ -24,7 +24,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from selfimprove.core.types import Problem, Solution
 from selfimprove.grading.code import pass_at_k
+from selfimprove.runs.store import solution_row
 from selfimprove.strategies.voting import majority_vote
 
 MAX_EXACT_SUBSETS = 2000
@@ -86,8 +88,14 @@ def _prompt_tokens(samples: list[dict[str, Any]]) -> int:
     return sum({x["step"]: x["prompt_tokens"] for x in samples}.values())
 
 
-def compute(solutions: list[dict[str, Any]], step: str = "sample") -> RunMetrics:
-    """Metrics of one run from `RunStore.solutions(run_id)` rows."""
+def compute(
+    solutions: Sequence[dict[str, Any]] | Sequence[Solution],
+    step: str = "sample",
+    problems: Sequence[Problem] | None = None,
+) -> RunMetrics:
+    """Metrics of one run from `RunStore.solutions(run_id)` rows, or straight from what `Strategy.solve`
+    returned (pass the `problems` too for per-level breakdowns and references)."""
+    solutions = as_rows(solutions, problems)
     graded = [s for s in solutions if s["correct"] is not None]
     greedy = [s["extra"]["greedy_correct"] for s in solutions if s["extra"].get("greedy_correct") is not None]
     all_samples = [x for s in solutions for x in s["samples"]]
@@ -131,6 +139,16 @@ def compute(solutions: list[dict[str, Any]], step: str = "sample") -> RunMetrics
     metrics.by_level = _breakdown(solutions, "level", step)
     metrics.by_subject = _breakdown(solutions, "subject", step)
     return metrics
+
+
+def as_rows(
+    solutions: Sequence[dict[str, Any]] | Sequence[Solution], problems: Sequence[Problem] | None = None
+) -> list[dict[str, Any]]:
+    """Store rows as they are; Solutions turned into the rows the store would hold for them."""
+    by_id = {p.id: p for p in problems or ()}
+    return [
+        solution_row(i, by_id.get(s.problem_id), s) if isinstance(s, Solution) else s for i, s in enumerate(solutions)
+    ]
 
 
 def _breakdown(solutions: list[dict[str, Any]], key: str, step: str) -> dict[str, dict[str, Any]]:
@@ -180,8 +198,9 @@ def normalised_edit_distance(a: str, b: str) -> float:
     return edit_distance(a, b) / longest if longest else 0.0
 
 
-def turn_metrics(solutions: list[dict[str, Any]]) -> TurnMetrics | None:
+def turn_metrics(solutions: Sequence[dict[str, Any]] | Sequence[Solution]) -> TurnMetrics | None:
     """Acc@t, Δ, i→c / c→i rates and attempt edit distances, over problems with every turn graded."""
+    solutions = as_rows(solutions)
     runs = [s["extra"].get("turns") for s in solutions]
     runs = [t for t in runs if t and all(x.get("correct") is not None for x in t)]
     if not runs:

@@ -14,6 +14,8 @@ from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from selfimprove.core.errors import ConfigError
+from selfimprove.core.validation import require_range
 from selfimprove.engines.base import Engine
 from selfimprove.runs.recorder import RecordingEngine
 from selfimprove.runs.store import RunStore
@@ -21,8 +23,10 @@ from selfimprove.strategies.base import Strategy
 from selfimprove.tasks.base import Task
 
 
-def run_config(task: Task, strategy: Strategy, engine: Engine) -> dict[str, Any]:
-    return {"task": task.describe(), "strategy": strategy.describe(), "engine": engine.describe()}
+def run_config(task: Task, strategy: Strategy, engine: Engine, split: str = "test") -> dict[str, Any]:
+    """What identifies a run; the test split is left implicit, so runs stored before `split` keep their ids."""
+    config = {"task": task.describe(), "strategy": strategy.describe(), "engine": engine.describe()}
+    return config if split == "test" else {**config, "split": split}
 
 
 def run_id_for(config: dict[str, Any]) -> str:
@@ -46,13 +50,21 @@ def execute(
     limit: int | None = None,
     batch_size: int = 4,
     show_progress: bool = True,
+    split: str = "test",
 ) -> RunOutcome:
-    """Solve `limit` test problems (all when None), storing everything as it completes."""
-    config = run_config(task, strategy, engine)
+    """Solve the first `limit` problems of `split` (all when None), storing everything as it completes.
+    The split is part of the run's identity (a train run never resumes a test run)."""
+    if limit is not None:
+        require_range("limit", limit, 1)
+    require_range("batch_size", batch_size, 1)
+    problems = list(task.problems(split, limit=limit))
+    if not problems:
+        raise ConfigError(f"task {task.name!r} has no {split} problems to run (its data holds none)")
+    config = run_config(task, strategy, engine, split)
     run_id = run_id_for(config)
     label = f"{task.name} · {strategy.name} · {engine.describe().get('model', engine.name)}"
+    label += "" if split == "test" else f" · {split}"
     session = store.open_run(run_id, label, config)
-    problems = list(task.problems("test", limit=limit))
     position = {p.id: i for i, p in enumerate(problems)}
     solved = store.solved(run_id)
     todo = [p for p in problems if p.id not in solved]

@@ -176,24 +176,14 @@ class RunStore:
 
     def add_solutions(self, run_id: str, items: Iterable[tuple[int, Problem, Solution]]) -> None:
         now = time.time()
-        rows = [
-            (
-                run_id,
-                problem.id,
-                position,
-                problem.reference,
-                s.answer,
-                _as_int(s.correct),
-                s.confidence,
-                json.dumps(s.votes),
-                json.dumps([_sample_summary(r) for r in s.samples]),
-                json.dumps(s.extra),
-                json.dumps(_jsonable(problem.metadata)),
-                now,
-                problem.question,
-            )
-            for position, problem, s in items
-        ]
+        rows = []
+        for position, problem, solution in items:
+            row = solution_row(position, problem, solution)
+            rows.append(
+                (run_id, row["problem_id"], position, row["reference"], row["answer"], _as_int(row["correct"]),
+                 row["confidence"], *(json.dumps(row[key]) for key in ("votes", "samples", "extra", "metadata")),
+                 now, row["question"])
+            )  # fmt: skip
         with self._db:
             self._db.execute("BEGIN")
             self._db.executemany(
@@ -213,6 +203,23 @@ class RunStore:
             item["correct"] = None if item["correct"] is None else bool(item["correct"])
             out.append(item)
         return out
+
+
+def solution_row(position: int, problem: Problem | None, solution: Solution) -> dict[str, Any]:
+    """A solution as `RunStore.solutions` returns it (what metrics read), whether stored or not."""
+    return {
+        "problem_id": solution.problem_id,
+        "position": position,
+        "reference": problem.reference if problem else None,
+        "answer": solution.answer,
+        "correct": solution.correct,
+        "confidence": solution.confidence,
+        "votes": dict(solution.votes),
+        "samples": [_sample_summary(r) for r in solution.samples],
+        "extra": json.loads(json.dumps(solution.extra)),
+        "metadata": _jsonable(problem.metadata) if problem else {},
+        "question": problem.question if problem else None,
+    }
 
 
 def _as_int(value: bool | None) -> int | None:

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 
 from selfimprove.core.errors import ConfigError
 from selfimprove.core.types import Problem, Prompt, SampleRecord, Sampling, Solution
+from selfimprove.core.validation import require_sampling_ranges
 from selfimprove.engines.base import Engine
 from selfimprove.strategies.base import records_for, registry
 from selfimprove.strategies.stopping import beta_stop, leader_confidence, window_stop
@@ -39,6 +40,7 @@ class AdaptiveConsistency:
     name = "adaptive-consistency"
 
     def __post_init__(self) -> None:
+        require_sampling_ranges(self)
         if self.stop_rule not in STOP_RULES:
             raise ConfigError(f"stop_rule {self.stop_rule!r}: expected one of {', '.join(STOP_RULES)}")
         if not 1 <= self.batch <= self.samples:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from selfimprove.core.types import Problem, Sampling, Solution
+from selfimprove.core.validation import require_sampling_ranges
 from selfimprove.engines.base import Engine
 from selfimprove.strategies.base import registry, sample_step
 from selfimprove.tasks.base import Task
@@ -17,6 +18,9 @@ class ChainOfThought:
     max_tokens: int = 256
 
     name = "cot"
+
+    def __post_init__(self) -> None:
+        require_sampling_ranges(self)
 
     def describe(self) -> dict:
         return {"strategy": self.name, **asdict(self)}

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 
 from selfimprove.core.errors import ConfigError
 from selfimprove.core.types import Problem, Prompt, SampleRecord, Sampling, Solution
+from selfimprove.core.validation import require_sampling_ranges
 from selfimprove.engines.base import Engine
 from selfimprove.strategies.base import records_for, registry
 from selfimprove.tasks.base import Task
@@ -104,6 +105,7 @@ class LeastToMost:
     name = "least-to-most"
 
     def __post_init__(self) -> None:
+        require_sampling_ranges(self)
         if self.max_subquestions < 1:
             raise ConfigError(f"max_subquestions must be >= 1, got {self.max_subquestions}")
 

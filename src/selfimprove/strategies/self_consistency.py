@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from selfimprove.core.types import Problem, Sampling, Solution
+from selfimprove.core.validation import require_sampling_ranges
 from selfimprove.engines.base import Engine
 from selfimprove.strategies.base import registry, sample_step
 from selfimprove.strategies.voting import voted_solution
@@ -28,6 +29,9 @@ class SelfConsistency:
     greedy_baseline: bool = True
 
     name = "self-consistency"
+
+    def __post_init__(self) -> None:
+        require_sampling_ranges(self)
 
     def describe(self) -> dict:
         return {"strategy": self.name, **asdict(self)}

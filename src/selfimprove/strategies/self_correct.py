@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 
 from selfimprove.core.errors import ConfigError
 from selfimprove.core.types import Problem, Prompt, PromptContent, Sampling, Solution
+from selfimprove.core.validation import require_sampling_ranges
 from selfimprove.engines.base import Engine
 from selfimprove.strategies.base import records_for, registry
 from selfimprove.strategies.voting import majority_vote
@@ -64,6 +65,7 @@ class SelfCorrect:
     name = "self-correct"
 
     def __post_init__(self) -> None:
+        require_sampling_ranges(self)
         if self.turns < 1 or self.turn_samples < 1:
             raise ConfigError(f"turns and turn_samples must be >= 1, got {self.turns} and {self.turn_samples}")
 

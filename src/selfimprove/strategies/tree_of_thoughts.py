@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 
 from selfimprove.core.errors import ConfigError
 from selfimprove.core.types import Completion, Problem, Prompt, SampleRecord, Sampling, Solution
+from selfimprove.core.validation import require_sampling_ranges
 from selfimprove.engines.base import Engine
 from selfimprove.strategies.base import NoAnswers, extract_answer, prefetch_grades, records_for, registry
 from selfimprove.tasks.base import Task
@@ -166,6 +167,7 @@ class TreeOfThoughts:
         self.breadth, self.beam, self.depth = int(breadth), int(beam), int(depth)
         self.value_samples, self.step_tokens, self.max_tokens = int(value_samples), int(step_tokens), int(max_tokens)
         self.temperature, self.top_k, self.seed = float(temperature), int(top_k), int(seed)
+        require_sampling_ranges(self)
 
     def describe(self) -> dict:
         return {"strategy": self.name, **vars(self), "value_prompt": 1}

@@ -50,6 +50,7 @@ registry: Registry[Task] = Registry(
         "selfimprove.tasks.mbpp",
         "selfimprove.tasks.humaneval",
         "selfimprove.tasks.multiple_choice",
+        "selfimprove.tasks.questions",
     ),
 )
 get = registry.get

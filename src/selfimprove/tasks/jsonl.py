@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,21 +15,36 @@ from selfimprove.core.errors import DataError
 
 
 def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yields (1-based line number, record) for each non-blank line; raises DataError on bad JSON."""
+    """Yields (1-based line number, record) for each non-blank line of a `.jsonl` or `.jsonl.gz` file; raises
+    DataError on bad JSON, text that is not UTF-8 (naming the line), a file that is not gzip, or no record."""
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "dataset file not found (pass --data PATH to a JSONL file)")
-    with path.open(encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(path, f"invalid JSON ({exc.msg} at column {exc.colno})", line=line_no) from None
-            if not isinstance(record, dict):
-                raise DataError(path, f"expected a JSON object, got {type(record).__name__}", line=line_no)
-            yield line_no, record
+    opener = gzip.open if path.name.endswith(".gz") else open
+    records = 0
+    line_no = 0
+    try:
+        with opener(path, "rb") as handle:
+            for line_no, raw in enumerate(handle, start=1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    reason = f"not UTF-8 text (byte {exc.start + 1}); is it a JSONL file?"
+                    raise DataError(path, reason, line=line_no) from None
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise DataError(path, f"invalid JSON ({exc.msg} at column {exc.colno})", line=line_no) from None
+                if not isinstance(record, dict):
+                    raise DataError(path, f"expected a JSON object, got {type(record).__name__}", line=line_no)
+                records += 1
+                yield line_no, record
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise DataError(path, f"not a readable gzip file ({exc})", line=line_no + 1) from None
+    if not records:
+        raise DataError(path, "holds no records (an empty file?)")
 
 
 def write_jsonl(path: str | Path, records: list[dict[str, Any]]) -> None:
@@ -65,7 +82,7 @@ def is_hub_name(source: str) -> bool:
         not path.exists()
         and source.count("/") == 1
         and not source.startswith((".", "/", "~"))
-        and not source.endswith((".jsonl", ".json", ".txt"))
+        and not source.endswith((".jsonl", ".jsonl.gz", ".json", ".txt"))
     )
 
 

@@ -1,0 +1,103 @@
+"""The Python entry points the CLI's `run` is built on: run a strategy over a task with an engine, resumably.
+
+    import selfimprove as si
+    result = si.run(si.QuestionsTask(items=[("What is 7 * 6?", 42)]), si.SelfConsistency(samples=8), engine)
+    result.metrics.accuracy, result.metrics.maj_at_k, result.metrics.completion_tokens_per_problem
+
+Every completion goes to a run store as it is generated (by default `$SELFIMPROVE_HOME/runs.sqlite`,
+the CLI's), so calling `run` again with the same settings resumes instead of recomputing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from selfimprove import engines, strategies, tasks
+from selfimprove.core.config import default_store_path
+from selfimprove.engines.base import Engine
+from selfimprove.runs import metrics, runner
+from selfimprove.runs.metrics import RunMetrics, TurnMetrics
+from selfimprove.runs.store import RunStore
+from selfimprove.strategies.base import Strategy
+from selfimprove.tasks.base import Task
+
+
+@dataclass
+class RunResult:
+    """What one `run` call gives back: the run's id in its store, its metrics, and every solution's row."""
+
+    run_id: str
+    metrics: RunMetrics
+    turns: TurnMetrics | None
+    """Acc@t and the flips between attempts, for multi-turn strategies (self-correct); else None."""
+    solutions: list[dict[str, Any]]
+    """The store's rows: answer, correct, votes, samples (tokens, seconds, answers), extra (traces)."""
+    store: Path
+    completions_reused: int
+    completions_generated: int
+
+
+def _named(kind: str, registry: Any, value: Any) -> Any:
+    """A registered name builds that part with its defaults; anything else is used as given."""
+    return registry.get(value)() if isinstance(value, str) else value
+
+
+def run(
+    task: Task | str,
+    strategy: Strategy | str,
+    engine: Engine | str,
+    *,
+    store: RunStore | str | Path | None = None,
+    limit: int | None = None,
+    split: str = "test",
+    batch_size: int = 4,
+    progress: bool = False,
+) -> RunResult:
+    """Solve the first `limit` problems of `split` (all when None) and compute the run's metrics.
+
+    `task`, `strategy` and `engine` are objects (`si.QuestionsTask(...)`, `si.SelfConsistency(samples=8)`,
+    `si.LlamaCppEngine(model="m.gguf")`) or registered names built with their defaults ("arithmetic",
+    "cot", "llama-cpp": the embedded model). An engine built here from a name is closed here; one you
+    pass stays yours to close. `store`: a RunStore or a path (default: the CLI's store)."""
+    the_task = _named("task", tasks, task)
+    the_strategy = _named("strategy", strategies, strategy)
+    the_engine = _named("engine", engines, engine)
+    owned_store = not isinstance(store, RunStore)
+    run_store = store if isinstance(store, RunStore) else RunStore(store or default_store_path())
+    try:
+        outcome = runner.execute(
+            the_task, the_strategy, the_engine, run_store,
+            limit=limit, batch_size=batch_size, show_progress=progress, split=split,
+        )  # fmt: skip
+        rows = [r for r in run_store.solutions(outcome.run_id) if limit is None or r["position"] < limit]
+        return RunResult(
+            run_id=outcome.run_id,
+            metrics=metrics.compute(rows),
+            turns=metrics.turn_metrics(rows),
+            solutions=rows,
+            store=run_store.path,
+            completions_reused=outcome.completions_reused,
+            completions_generated=outcome.completions_generated,
+        )
+    finally:
+        if isinstance(engine, str):
+            the_engine.close()
+        if owned_store:
+            run_store.close()
+
+
+def report(run_ids: list[str], out: str | Path, store: RunStore | str | Path | None = None) -> Path:
+    """One self-contained HTML page (plots, tables, a trace browser) of these runs of the store."""
+    from selfimprove.reports.html import build_report
+
+    run_store = store if isinstance(store, RunStore) else RunStore(store or default_store_path())
+    try:
+        html = build_report(run_store, list(run_ids))
+    finally:
+        if not isinstance(store, RunStore):
+            run_store.close()
+    path = Path(out)
+    path.write_text(html, encoding="utf-8")
+    return path
