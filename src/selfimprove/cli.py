@@ -14,12 +14,16 @@ import typer
 from rich.console import Console
 
 from selfimprove import engines, strategies, tasks
+from selfimprove.cli_settings import settings_from, settings_options
 from selfimprove.core.config import default_store_path
 from selfimprove.core.errors import ConfigError, SelfImproveError
 from selfimprove.reports.console import print_metrics, runs_table
 from selfimprove.runs import metrics, runner
 from selfimprove.runs.store import RunStore
-from selfimprove.training.formats import FORMATS
+from selfimprove.training.lmsi import LMSIEngines, LMSISettings
+from selfimprove.training.score import ScoreSettings
+from selfimprove.training.score_pipeline import ScorePipelineSettings
+from selfimprove.training.testbed import TestbedEvaluation, TestbedSettings
 
 app = typer.Typer(
     add_completion=False,
@@ -49,6 +53,16 @@ def parse_options(options: list[str], flag: str) -> dict[str, str]:
             raise ConfigError(f"{flag} {item!r}: expected KEY=VALUE")
         parsed[key.replace("-", "_")] = value
     return parsed
+
+
+def build_task(name: str, data: str | None, level: str | None, options: list[str]) -> Any:
+    """The task a command's --task, --data, --level and -O flags describe."""
+    extra = {key: _coerce(value) for key, value in parse_options(options, "--task-option").items()}
+    return build("task", tasks.get(name), name, {"data": data, "level": level, **extra})
+
+
+def _print_wide(line: str) -> None:
+    console.print(line, soft_wrap=True)  # one training step, one line, however wide
 
 
 def _store(path: Path | None) -> RunStore:
@@ -216,7 +230,6 @@ def compare(
     McNemar's exact test, problems won and lost."""
 
     def work() -> None:
-        import json
 
         from selfimprove.reports.compare import as_json as to_json
         from selfimprove.reports.compare import compare_runs
@@ -244,7 +257,6 @@ def grade(
     """Grade completions made elsewhere and print pass@k with the count of each outcome."""
 
     def work() -> None:
-        import json
 
         from rich.progress import Progress
 
@@ -274,6 +286,7 @@ def grade(
 
 
 @app.command()
+@settings_options(LMSISettings, LMSIEngines, aliases={"gguf_type": "--gguf"})
 def lmsi(
     task: str = typer.Option("arithmetic", help="Task name: " + ", ".join(tasks.names())),
     data: str | None = typer.Option(None, help="Local dataset file for the task (its train split is sampled)."),
@@ -284,100 +297,34 @@ def lmsi(
     ),
     teacher: str | None = typer.Option(None, help="Distillation: this model samples the paths, --model is trained."),
     out: Path = typer.Option(..., "--out", help="Work folder: datasets, checkpoints, run store. Re-run to resume."),
-    paths: int = typer.Option(32, help="Reasoning paths sampled per unlabeled question."),
-    temperature: float = typer.Option(0.7, help="Sampling temperature for the paths."),
-    max_tokens: int = typer.Option(256, help="Most tokens per path."),
-    min_share: float = typer.Option(0.0, help="Keep a question only if its majority answer has this vote share."),
-    formats: str = typer.Option(",".join(FORMATS), help="Training formats, comma separated."),
-    train_limit: int | None = typer.Option(None, help="Unlabeled train questions to sample (first N)."),
-    test_limit: int | None = typer.Option(None, help="Test problems to evaluate on (first N)."),
-    eval_samples: int = typer.Option(8, help="Samples of the self-consistency evaluation."),
-    rounds: int = typer.Option(1, help="Rounds: each trains on the previous round's model's own paths."),
-    seed: int = typer.Option(0, help="Sampling and training seed."),
     sft_option: list[str] = typer.Option(
         [], "--sft-option", "-T", help="Fine-tuning setting KEY=VALUE (epochs, learning_rate, lora_r, batch_size ...)."
     ),
-    device: str = typer.Option("auto", help="Device of the hf engine: auto, cpu, cuda."),
-    sample_engine: str = typer.Option(
-        "hf", help="Engine of the sampling stage: hf, or llama-cpp for a GGUF model (faster on CPU)."
-    ),
-    gguf: str | None = typer.Option(
-        None, help="Also export each round's model to GGUF of this type (f16, q8_0 ...); llama-cpp samples it."
-    ),
-    gguf_template: str | None = typer.Option(
-        None, help="GGUF whose metadata and tokenizer the export keeps (default: the GGUF --model came from)."
-    ),
-    replay: str | None = typer.Option(
-        None, help="JSONL of labeled prompt/completion rows mixed into each round (e.g. the testbed's train.jsonl)."
-    ),
-    replay_rows: int = typer.Option(0, help="Replayed rows per round (0: as many as the round's own rows)."),
+    **settings: Any,
 ) -> None:
     """LMSI: sample, vote, keep, fine-tune with LoRA, evaluate before and after — no labels used."""
-    from selfimprove.engines.hf import HFEngine
     from selfimprove.reports.training import round_tables
-    from selfimprove.training.lmsi import LMSI, LMSISettings
+    from selfimprove.training.lmsi import lmsi as run_lmsi
     from selfimprove.training.sft import SFTSettings
 
     def work() -> None:
-        task_settings = {"data": data, "level": level, **parse_options(task_option, "--task-option")}
-        the_task = build("task", tasks.get(task), task, task_settings)
-        settings = LMSISettings(
-            paths=paths,
-            temperature=temperature,
-            max_tokens=max_tokens,
-            min_share=min_share,
-            formats=tuple(f.strip() for f in formats.split(",") if f.strip()),
-            train_limit=train_limit,
-            test_limit=test_limit,
-            eval_samples=eval_samples,
-            rounds=rounds,
-            seed=seed,
-            gguf_type=gguf,
-            gguf_template=gguf_template,
-            replay=replay,
-            replay_rows=replay_rows,
-        )
+        loop_settings, engines_used = settings_from(LMSISettings, settings), settings_from(LMSIEngines, settings)
         overrides = {k: _coerce(v) for k, v in parse_options(sft_option, "--sft-option").items()}
         SFTSettings.scaled_to(0, **overrides)  # an unknown setting fails now, before any model loads
-        loop = LMSI(
-            the_task,
-            model,
-            out,
-            settings,
-            sft=overrides,
-            make_engine=lambda source: HFEngine(model=source, device=device),
-            make_sampler=_lmsi_sampler(sample_engine, device),
-            teacher=teacher,
-            log=lambda line: console.print(line),
-        )
+        the_task = build_task(task, data, level, task_option)
 
         def show_round(report: Any) -> None:
             for table in round_tables(report):
                 console.print(table)
             console.print(f"improved model: {report.merged}")
 
-        loop.run(on_round=show_round)
+        run_lmsi(the_task, model, out, loop_settings, overrides, engines_used, teacher, console.print, show_round)
 
     _guard(work)
 
 
-def _lmsi_sampler(name: str, device: str) -> Callable[[str | None], Any]:
-    """The sampling stage's engine factory. llama.cpp reads GGUF files (and the embedded model) only, so a
-    later round's merged checkpoint is sampled by `hf` whatever was asked."""
-    from selfimprove.engines.hf import HFEngine
-
-    if name not in ("hf", "llama-cpp"):
-        raise ConfigError(f"--sample-engine {name!r}: choose hf or llama-cpp")
-
-    def make(source: str | None) -> Any:
-        if name == "llama-cpp" and (source is None or str(source).endswith(".gguf")):
-            return engines.get("llama-cpp")(model=source)
-        return HFEngine(model=source, device=device)
-
-    return make
-
-
 @app.command()
+@settings_options(ScoreSettings, ScorePipelineSettings)
 def score(
     task: str = typer.Option("arithmetic", help="Task name: " + ", ".join(tasks.names())),
     data: str | None = typer.Option(None, help="Local dataset file for the task (its train split trains)."),
@@ -387,188 +334,47 @@ def score(
         None, help="Model to train: checkpoint folder, hub name, .gguf (default: embedded)."
     ),
     out: Path = typer.Option(..., "--out", help="Work folder: checkpoints, logs, run store. Re-run to resume."),
-    mode: str = typer.Option("score", help="score (Stage I then II) or single-turn (the RL baseline alone)."),
-    baseline: bool = typer.Option(False, help="Also train the single-turn RL baseline for the same steps."),
-    stage1_steps: int = typer.Option(10, help="Stage I steps (attempt-2 reward, strong KL on attempt 1)."),
-    stage2_steps: int = typer.Option(20, help="Stage II steps (both rewards, shaping bonus on attempt 2)."),
-    problems_per_step: int = typer.Option(8, help="Train problems per step."),
-    episodes: int = typer.Option(4, help="Episodes per problem (the leave-one-out baseline's group)."),
-    alpha: float = typer.Option(10.0, help="Shaping bonus α·(r2 − r1) on attempt 2."),
-    beta1: float = typer.Option(0.01, help="KL coefficient of Stage II (both attempts) and the baseline."),
-    beta2: float = typer.Option(0.1, help="KL coefficient on attempt 1 in Stage I."),
-    temperature: float = typer.Option(1.0, help="Sampling temperature of the episodes."),
-    max_tokens: int = typer.Option(96, help="Most tokens per attempt (training and evaluation)."),
-    learning_rate: float = typer.Option(1e-4, help="AdamW learning rate."),
-    lora_r: int = typer.Option(16, help="LoRA rank; 0 trains every weight."),
-    micro_batch: int = typer.Option(8, help="Attempts per forward/backward pass (memory, not the step)."),
-    save_every: int = typer.Option(10, help="Checkpoint every this many steps (and at each stage's end)."),
-    train_limit: int | None = typer.Option(None, help="Train problems to cycle through (first N)."),
-    test_limit: int | None = typer.Option(None, help="Test problems of the before/after evaluation (first N)."),
-    seed: int = typer.Option(0, help="Sampling, shuffling and initialisation seed."),
-    device: str = typer.Option("cpu", help="cpu, or cuda (what accelerate launch gives this process)."),
-    format_warmup: int = typer.Option(
-        0, help="First fine-tune on N train problems' transcripts repeating the model's own attempt 1 (no labels)."
-    ),
-    warmup_fixes: bool = typer.Option(
-        False, help="In the warm-up, follow a wrong attempt 1 with the worked solution (reads labels)."
-    ),
-    rollout: str = typer.Option("hf", help="What samples the episodes: hf (the policy itself) or vllm (GPU)."),
-    vllm_mode: str = typer.Option("colocate", help="vllm: colocate (in this process) or server (trl vllm-serve)."),
-    vllm_server: str | None = typer.Option(None, help="vllm server mode: the server's base URL."),
-    vllm_gpu_memory: float = typer.Option(0.3, help="vllm colocate mode: share of GPU memory vLLM takes."),
+    **settings: Any,
 ) -> None:
     """SCoRe: two-stage multi-turn RL that trains a model to correct itself; then `self-correct` on the test
     split before and after (and after the single-turn baseline with --baseline), side by side."""
-    from selfimprove.engines.hf import HFEngine
     from selfimprove.reports.training import self_correction_table, training_curve_table
-    from selfimprove.training.score import ScoreSettings, ScoreTrainer, compare_self_correction, training_curve
+    from selfimprove.training.score_pipeline import score as run_score
 
     def work() -> None:
-        task_settings = {"data": data, "level": level, **parse_options(task_option, "--task-option")}
-        the_task = build("task", tasks.get(task), task, task_settings)
-        common = dict(
-            stage1_steps=stage1_steps,
-            stage2_steps=stage2_steps,
-            problems_per_step=problems_per_step,
-            episodes=episodes,
-            alpha=alpha,
-            beta1=beta1,
-            beta2=beta2,
-            temperature=temperature,
-            max_tokens=max_tokens,
-            learning_rate=learning_rate,
-            lora_r=lora_r,
-            micro_batch=micro_batch,
-            save_every=save_every,
-            train_limit=train_limit,
-            seed=seed,
-            rollout=rollout,
-            vllm_mode=vllm_mode,
-            vllm_server=vllm_server,
-            vllm_gpu_memory=vllm_gpu_memory,
-        )
-        ScoreSettings(**common)  # bad settings fail here, before any model is loaded
-        if warmup_fixes and format_warmup <= 0:
-            raise ConfigError("--warmup-fixes changes the format warm-up: give --format-warmup N too")
-        if rollout == "vllm":
-            from selfimprove.training.score_vllm import require_vllm
-
-            require_vllm()
-        make_engine = lambda source: HFEngine(model=source, device=device)  # noqa: E731
-        start, trained = model, {}
-        if format_warmup > 0:
-            from selfimprove.training.score_warmup import format_warmup as warm_up
-            from selfimprove.training.sft import load_for_training
-
-            what = "wrong ones followed by the worked solution" if warmup_fixes else "the model's own attempts repeated"
-            console.print(f"format warm-up on {format_warmup} train problems ({what})")
-            start = str(
-                warm_up(
-                    the_task,
-                    model,
-                    out / ("warmup-fixes" if warmup_fixes else "warmup"),
-                    format_warmup,
-                    ScoreSettings().instruction,
-                    max_tokens,
-                    make_engine=make_engine,
-                    load_model=load_for_training,
-                    fixes=warmup_fixes,
-                )
-            )
-            trained["warm-up"] = start
-        modes = [mode] + (["single-turn"] if baseline and mode != "single-turn" else [])
-        curves = {}
-        for name in modes:
-            trainer = ScoreTrainer(
-                the_task,
-                start,
-                out / name,
-                ScoreSettings(mode=name, **common),
-                device=device,
-                log=lambda line: console.print(line, soft_wrap=True),  # one step, one line, however wide
-            )
-            trained[name] = str(trainer.train())
-            curves[name] = training_curve(trainer.logs())
-        from accelerate import PartialState
-
-        if not PartialState().is_main_process:
-            return  # under accelerate launch, one process evaluates
-        (out / "curves.json").write_text(json.dumps(curves, indent=2))
-        for name, curve in curves.items():
-            console.print(training_curve_table(curve, f"{name}: sampled episodes (T {temperature}) by blocks of steps"))
-        run_store = RunStore(out / "runs.sqlite")
-        try:
-            table = compare_self_correction(
-                the_task,
-                {"base": model, **trained},
-                run_store,
-                make_engine=make_engine,
-                limit=test_limit,
-                max_tokens=max_tokens,
-            )
-        finally:
-            run_store.close()
-        (out / "report.json").write_text(json.dumps(table, indent=2))
-        console.print(self_correction_table(table, f"{the_task.name}: self-correct (2 turns, greedy), test split"))
+        trainer_settings = settings_from(ScoreSettings, settings)  # bad settings fail before any model loads
+        pipeline = settings_from(ScorePipelineSettings, settings)
+        the_task = build_task(task, data, level, task_option)
+        report = run_score(the_task, model, out, trainer_settings, pipeline, log=_print_wide)
+        for name, curve in report.curves.items() if report.evaluation is not None else ():
+            title = f"{name}: sampled episodes (T {trainer_settings.temperature}) by blocks of steps"
+            console.print(training_curve_table(curve, title))
+        if report.evaluation is not None:
+            title = f"{the_task.name}: self-correct (2 turns, greedy), test split"
+            console.print(self_correction_table(report.evaluation, title))
 
     _guard(work)
 
 
 @app.command()
+@settings_options(TestbedSettings, TestbedEvaluation)
 def testbed(
-    out: Path = typer.Option(
-        ..., "--out", help="Folder for the model (out/merged), its checkpoints and evaluation runs."
-    ),
-    levels: str = typer.Option("1-2", help="Arithmetic levels it is trained on, with labels."),
-    examples: int = typer.Option(40000, help="Labeled training problems."),
-    hidden: int = typer.Option(128, help="Hidden size."),
-    layers: int = typer.Option(4, help="Decoder layers."),
-    heads: int = typer.Option(4, help="Attention heads."),
-    epochs: float = typer.Option(2.0, help="Passes over the training problems."),
-    learning_rate: float = typer.Option(1e-3, help="Peak learning rate."),
-    batch_size: int = typer.Option(32, help="Problems per step."),
-    seed: int = typer.Option(0, help="Data and initialisation seed."),
-    positions: str = typer.Option("rope", help="Position encoding: rope (Llama) or nope (none; extrapolates better)."),
-    evaluate: int = typer.Option(50, help="Test problems per level evaluated afterwards (0: none)."),
-    eval_levels: str = typer.Option("1-3", help="Levels evaluated afterwards."),
+    out: Path = typer.Option(..., "--out", help="Folder for the model (out/merged), checkpoints and evaluation runs."),
+    **settings: Any,
 ) -> None:
     """Train a small transformer from scratch on the arithmetic task's easy levels (CPU, minutes), then
     report its greedy accuracy per level: a model LMSI can visibly improve (`selfimprove lmsi --model OUT/merged`)."""
-    from selfimprove.engines.hf import HFEngine
-    from selfimprove.strategies.cot import ChainOfThought
-    from selfimprove.tasks.arithmetic import ArithmeticTask, parse_levels
-    from selfimprove.training.testbed import TestbedSettings, train_testbed
+    from selfimprove.training.testbed import testbed as train_and_evaluate
 
     def work() -> None:
-        settings = TestbedSettings(
-            levels=levels,
-            examples=examples,
-            hidden=hidden,
-            layers=layers,
-            heads=heads,
-            epochs=epochs,
-            learning_rate=learning_rate,
-            batch_size=batch_size,
-            seed=seed,
-            positions=positions,
-        )
-        result = train_testbed(out, settings)
-        losses = f"loss {result.losses[0]:.3f} → {result.losses[-1]:.3f}" if result.losses else ""
-        console.print(f"testbed: {result.steps} steps in {result.seconds:.0f} s, {losses}; model at {result.merged}")
-        if evaluate <= 0:
-            return
-        engine = HFEngine(model=str(result.merged), batch_size=64)
-        run_store = RunStore(out / "runs.sqlite")
-        try:
-            for lv in parse_levels(eval_levels):
-                task = ArithmeticTask(level=lv, shots=0)
-                outcome = runner.execute(task, ChainOfThought(max_tokens=96), engine, run_store, limit=evaluate)
-                m = metrics.compute(run_store.solutions(outcome.run_id))
-                trained = "trained" if lv in parse_levels(levels) else "held out"
-                console.print(f"level {lv} ({trained}): greedy accuracy {100 * (m.accuracy or 0):.1f}% of {m.problems}")
-        finally:
-            engine.close()
-            run_store.close()
+        model, evaluation = settings_from(TestbedSettings, settings), settings_from(TestbedEvaluation, settings)
+        report = train_and_evaluate(out, model, evaluation)
+        losses = f"loss {report.losses[0]:.3f} → {report.losses[-1]:.3f}" if report.losses else ""
+        console.print(f"testbed: {report.steps} steps in {report.seconds:.0f} s, {losses}; model at {report.merged}")
+        for level, accuracy in report.accuracy.items():
+            trained = "trained" if level in report.trained_levels else "held out"
+            evaluated = evaluation.evaluate
+            console.print(f"level {level} ({trained}): greedy accuracy {100 * (accuracy or 0):.1f}% of {evaluated}")
 
     _guard(work)
 

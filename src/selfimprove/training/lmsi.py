@@ -30,6 +30,7 @@ from typing import Any
 
 from selfimprove.core.errors import ConfigError, DataError
 from selfimprove.core.types import Problem
+from selfimprove.core.validation import require_range, require_sampling_ranges
 from selfimprove.engines.base import Engine
 from selfimprove.reports.stats import bootstrap_interval, paired_comparison
 from selfimprove.runs import runner
@@ -46,28 +47,84 @@ from selfimprove.training.sft import SFTSettings, finetune, load_for_training
 SHARE_BUCKETS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0001)
 
 
+EngineFactory = Callable[[str | None], Engine]
+
+
 @dataclass
 class LMSISettings:
+    """LMSI's rounds: sample, vote, keep, fine-tune, evaluate (Huang et al. 2022)."""
+
     paths: int = 32
+    """Reasoning paths sampled per unlabeled question."""
     temperature: float = 0.7
+    """Sampling temperature for the paths."""
     top_k: int = 40
+    """Top-k of the path sampling (0: off)."""
     max_tokens: int = 256
+    """Most tokens per path."""
     min_share: float = 0.0
+    """Keep a question only if its majority answer has this vote share (the paper: 0, keep all)."""
     formats: tuple[str, ...] = FORMATS
+    """Training formats, comma separated (the paper's mixture by default)."""
     train_limit: int | None = None
+    """Unlabeled train questions to sample (first N; default all)."""
     test_limit: int | None = None
+    """Test problems to evaluate on (first N; default all)."""
     eval_samples: int = 8
+    """Samples of the self-consistency evaluation before and after."""
     rounds: int = 1
+    """Rounds: each trains on the previous round's model's own paths."""
     shots: int = 4
+    """Exemplars in the few-shot training formats (the task's own prompt shots are `-O shots=N`)."""
     seed: int = 0
+    """Sampling and training seed."""
     gguf_type: str | None = None
-    """Export each round's merged model to GGUF of this type; a llama.cpp sampler then samples it."""
+    """Also export each round's model to GGUF of this type (f16, q8_0 ...); a llama.cpp sampler then samples it."""
     gguf_template: str | None = None
+    """GGUF whose metadata and tokenizer the export keeps (default: the GGUF the model came from)."""
     replay: str | None = None
     """JSONL of labeled prompt/completion rows (e.g. the testbed's `train.jsonl`) mixed into every round's
     training set: Lee et al. 2025 train on the easy labeled data together with the self-generated data."""
     replay_rows: int = 0
     """Replay rows per round (drawn without replacement, seeded by round); 0: as many as the round's own rows."""
+
+    def __post_init__(self) -> None:
+        require_sampling_ranges(self)
+        require_range("paths", self.paths, 1)
+        require_range("eval_samples", self.eval_samples, 1)
+        require_range("rounds", self.rounds, 1)
+
+
+@dataclass
+class LMSIEngines:
+    """Which engines LMSI samples and evaluates with."""
+
+    device: str = "auto"
+    """Device of the hf engine: auto, cpu, cuda."""
+    sample_engine: str = "hf"
+    """Engine of the sampling stage: hf, or llama-cpp for a GGUF model (faster on CPU)."""
+
+    def __post_init__(self) -> None:
+        if self.sample_engine not in ("hf", "llama-cpp"):
+            raise ConfigError(f"sample_engine = {self.sample_engine!r} (--sample-engine): choose hf or llama-cpp")
+
+    def sampler(self) -> EngineFactory:
+        """The sampling stage's engine factory. llama.cpp reads GGUF files (and the embedded model) only, so a
+        later round's merged checkpoint is sampled by `hf` whatever was asked."""
+
+        def make(source: str | None) -> Engine:
+            if self.sample_engine == "llama-cpp" and (source is None or str(source).endswith(".gguf")):
+                from selfimprove.engines import get
+
+                return get("llama-cpp")(model=source)
+            return self.engine(source)
+
+        return make
+
+    def engine(self, source: str | None) -> Engine:
+        from selfimprove.engines.hf import HFEngine
+
+        return HFEngine(model=source, device=self.device)
 
 
 class UnlabeledTrainSplit:
@@ -106,7 +163,6 @@ class RoundReport:
     gguf: str = ""
 
 
-EngineFactory = Callable[[str | None], Engine]
 
 
 class LMSI:
@@ -361,3 +417,24 @@ def _hf_engine(source: str | None) -> Engine:
     from selfimprove.engines.hf import HFEngine
 
     return HFEngine(model=source)
+
+
+def lmsi(
+    task: Task,
+    model: str | None,
+    out: str | Path,
+    settings: LMSISettings | None = None,
+    sft: SFTSettings | dict[str, Any] | None = None,
+    engines: LMSIEngines | None = None,
+    teacher: str | None = None,
+    log: Callable[[str], None] = print,
+    on_round: Callable[[RoundReport], None] | None = None,
+) -> list[RoundReport]:
+    """Every LMSI round on `task` without its labels, resumable in `out`; the reports, round 1 first.
+    `sft`: fine-tuning settings or overrides of the defaults scaled to the model (`SFTSettings.scaled_to`)."""
+    engines = engines or LMSIEngines()
+    loop = LMSI(
+        task, model, Path(out), settings, sft=sft, make_engine=engines.engine, make_sampler=engines.sampler(),
+        teacher=teacher, log=log,
+    )  # fmt: skip
+    return loop.run(on_round=on_round)

@@ -36,6 +36,7 @@ from typing import Any
 
 from selfimprove.core.errors import ConfigError
 from selfimprove.core.types import Problem, Prompt, Sampling, sample_seed
+from selfimprove.core.validation import require_sampling_ranges
 from selfimprove.runs.metrics import normalised_edit_distance
 from selfimprove.strategies.base import extract_answer
 from selfimprove.strategies.self_correct import DEFAULT_INSTRUCTION, attempt_stops, continue_conversation
@@ -60,38 +61,54 @@ class ScoreSettings:
     """SCoRe hyperparameters. Paper defaults (Table 8): α 10, β1 0.01, β2 0.1 (MATH) / 0.25 (code), T 1.0."""
 
     mode: str = "score"
+    """score (Stage I then II) or single-turn (the RL baseline alone)."""
     stage1_steps: int = 10
+    """Stage I steps (attempt-2 reward, strong KL on attempt 1)."""
     stage2_steps: int = 20
+    """Stage II steps (both rewards, shaping bonus on attempt 2)."""
     problems_per_step: int = 8
+    """Train problems per step."""
     episodes: int = 4
     """Episodes per problem: the leave-one-out baseline's group (at least 2)."""
     alpha: float = 10.0
+    """Shaping bonus α·(r2 − r1) on attempt 2."""
     beta1: float = 0.01
+    """KL coefficient of Stage II (both attempts) and of the single-turn baseline."""
     beta2: float = 0.1
+    """KL coefficient on attempt 1 in Stage I."""
     temperature: float = 1.0
+    """Sampling temperature of the episodes."""
     max_tokens: int = 96
+    """Most tokens per attempt (training and evaluation)."""
     learning_rate: float = 1e-4
+    """AdamW learning rate."""
     lora_r: int = 16
     """LoRA rank; 0 trains every weight (the reference model is then a frozen copy)."""
     lora_alpha: int = 32
+    """LoRA scaling alpha (the update is scaled by alpha / r)."""
     micro_batch: int = 8
     """Rows (one attempt of one episode each) per forward/backward pass; bounds memory, not the step."""
     max_grad_norm: float = 1.0
+    """Gradients are clipped to this global norm before each optimizer step."""
     save_every: int = 10
+    """Checkpoint every this many steps (and at each stage's end)."""
     train_limit: int | None = None
     """Train problems to cycle through; default: as many as the steps use (problems_per_step × steps)."""
     instruction: str = DEFAULT_INSTRUCTION
+    """The self-correction instruction between the attempts (the `self-correct` strategy's, by default)."""
     seed: int = 0
+    """Sampling, shuffling and initialisation seed."""
     rollout: str = "hf"
-    """What samples the episodes: the `hf` engine on the policy itself, or vLLM (`training/score_vllm.py`)."""
+    """What samples the episodes: the `hf` engine on the policy itself, or vLLM (`training/score_vllm.py`, GPU)."""
     vllm_mode: str = "colocate"
-    """colocate: vLLM in this process on the training GPU; server: a running `trl vllm-serve`."""
+    """vllm: colocate (vLLM in this process on the training GPU) or server (a running `trl vllm-serve`)."""
     vllm_server: str | None = None
-    """Server mode's base URL (default: TRL's, http://0.0.0.0:8000)."""
+    """vllm server mode: the server's base URL (default: TRL's, http://0.0.0.0:8000)."""
     vllm_gpu_memory: float = 0.3
-    """Colocate mode's share of GPU memory for vLLM (weights and KV cache); the rest trains."""
+    """vllm colocate mode: the share of GPU memory for vLLM (weights and KV cache); the rest trains."""
 
     def __post_init__(self) -> None:
+        require_sampling_ranges(self)
         if self.mode not in MODES:
             raise ConfigError(f"mode {self.mode!r}: choose one of {', '.join(MODES)}")
         if self.rollout not in ROLLOUTS:

@@ -15,13 +15,13 @@ weights, on CPU. It is saved as an ordinary Hugging Face checkpoint that the `hf
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from selfimprove.core.errors import ConfigError
 from selfimprove.strategies.self_correct import DEFAULT_INSTRUCTION, REVISION_CUE
-from selfimprove.tasks.arithmetic import ArithmeticTask
+from selfimprove.tasks.arithmetic import ArithmeticTask, parse_levels
 from selfimprove.tasks.jsonl import write_jsonl
 from selfimprove.training.formats import STEP_BY_STEP, zero_shot_prompt
 from selfimprove.training.sft import SFTResult, SFTSettings, finetune
@@ -30,19 +30,55 @@ from selfimprove.training.tokenizer import word_digit_tokenizer
 
 @dataclass
 class TestbedSettings:
+    """The testbed model and its training: a small transformer trained from scratch on easy arithmetic."""
+
     levels: str = "1-2"
-    examples: int = 20000
+    """Arithmetic levels it is trained on, with labels."""
+    examples: int = 40000
+    """Labeled training problems."""
     hidden: int = 128
+    """Hidden size."""
     layers: int = 4
+    """Decoder layers."""
     heads: int = 4
+    """Attention heads."""
     epochs: float = 2.0
+    """Passes over the training problems."""
     learning_rate: float = 1e-3
+    """Peak learning rate."""
     batch_size: int = 32
+    """Problems per step."""
     max_length: int = 160
+    """Longest training sequence in tokens (prompt and solution)."""
     seed: int = 0
+    """Data and initialisation seed."""
     positions: str = "rope"
-    """rope (a Llama) or nope: no positional encoding in any layer (SmolLM3's architecture with every layer
-    a NoPE layer); NoPE decoders extrapolate to longer inputs better (Kazemnejad et al. 2023)."""
+    """Position encoding: rope (a Llama) or nope (no positional encoding in any layer: SmolLM3's architecture
+    with every layer a NoPE layer); NoPE decoders extrapolate to longer inputs better (Kazemnejad et al. 2023)."""
+
+
+@dataclass
+class TestbedEvaluation:
+    """What `testbed` measures once the model is trained."""
+
+    evaluate: int = 50
+    """Test problems per level evaluated afterwards, greedy (0: none)."""
+    eval_levels: str = "1-3"
+    """Levels evaluated afterwards (trained and held-out ones)."""
+
+
+@dataclass
+class TestbedReport:
+    """The trained testbed and its greedy accuracy per level."""
+
+    merged: Path
+    """The trained model (a transformers checkpoint folder): `--model` for lmsi, score, run --engine hf."""
+    steps: int
+    seconds: float
+    losses: list[float]
+    accuracy: dict[int, float | None] = field(default_factory=dict)
+    """Level -> greedy accuracy on its first `evaluate` test problems."""
+    trained_levels: list[int] = field(default_factory=list)
 
 
 def testbed_rows(levels: str, examples: int, seed: int = 0) -> list[dict]:
@@ -114,3 +150,31 @@ def train_testbed(out: Path, settings: TestbedSettings | None = None) -> SFTResu
         seed=settings.seed,
     )
     return finetune(model, tokenizer, rows, out, sft)
+
+
+def testbed(
+    out: str | Path, settings: TestbedSettings | None = None, evaluation: TestbedEvaluation | None = None
+) -> TestbedReport:
+    """Train the testbed into `out` (reused when already trained there), then its greedy accuracy per level."""
+    from selfimprove.engines.hf import HFEngine
+    from selfimprove.runs import metrics, runner
+    from selfimprove.runs.store import RunStore
+    from selfimprove.strategies.cot import ChainOfThought
+
+    settings, evaluation, out = settings or TestbedSettings(), evaluation or TestbedEvaluation(), Path(out)
+    result = train_testbed(out, settings)
+    report = TestbedReport(result.merged, result.steps, result.seconds, result.losses)
+    report.trained_levels = parse_levels(settings.levels)
+    if evaluation.evaluate <= 0:
+        return report
+    engine = HFEngine(model=str(result.merged), batch_size=64)
+    store = RunStore(out / "runs.sqlite")
+    try:
+        for level in parse_levels(evaluation.eval_levels):
+            task = ArithmeticTask(level=level, shots=0)
+            outcome = runner.execute(task, ChainOfThought(max_tokens=96), engine, store, limit=evaluation.evaluate)
+            report.accuracy[level] = metrics.compute(store.solutions(outcome.run_id)).accuracy
+    finally:
+        engine.close()
+        store.close()
+    return report
