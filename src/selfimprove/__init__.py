@@ -51,14 +51,19 @@ _EXPORTS = {
     "LeastToMost": "selfimprove.strategies.least_to_most",
     "LogicOfThought": "selfimprove.strategies.logic_of_thought",
     "TreeOfThoughts": "selfimprove.strategies.tree_of_thoughts",
-    # training pipelines
-    "train_testbed": "selfimprove.training.testbed",
+    # training pipelines: one call each, a typed report back (the CLI commands of the same names)
+    "testbed": "selfimprove.training.testbed",
     "TestbedSettings": "selfimprove.training.testbed",
-    "LMSI": "selfimprove.training.lmsi",
+    "TestbedEvaluation": "selfimprove.training.testbed",
+    "lmsi": "selfimprove.training.lmsi",
     "LMSISettings": "selfimprove.training.lmsi",
-    "ScoreTrainer": "selfimprove.training.score",
+    "LMSIEngines": "selfimprove.training.lmsi",
+    "score": "selfimprove.training.score_pipeline",
     "ScoreSettings": "selfimprove.training.score",
+    "ScorePipelineSettings": "selfimprove.training.score_pipeline",
     "export_checkpoint": "selfimprove.training.gguf_export",
+    "export_gguf": "selfimprove.training.gguf_export",
+    "default_template": "selfimprove.training.gguf_export",
 }
 _MODULES = {
     "engines": "selfimprove.engines",

@@ -245,3 +245,4 @@ def export_checkpoint(
         return export_gguf(model, template, Path(out), out_type)
     finally:
         del model
+
