@@ -100,6 +100,9 @@ class SampleRecord:
     seconds: float
     detail: str | None = None
     """How the grade came about, where a task says (a code task: the sandbox's status and message)."""
+    auxiliary: bool = False
+    """A step whose text is not meant to hold an answer (Logic-of-Thought's extraction, least-to-most's
+    decomposition, tree-of-thoughts' partial steps and ratings): left out of extraction failures."""
 
 
 @dataclass

@@ -5,11 +5,11 @@ It is assembled once under `$SELFIMPROVE_HOME/models/` and reused; no download a
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from selfimprove.core.config import home
 from selfimprove.core.errors import ModelNotFoundError
+from selfimprove.core.files import atomic_path
 
 EMBEDDED_NAME = "gemma-3-270m"
 
@@ -27,9 +27,8 @@ def embedded_model_path() -> Path:
     if target.exists():
         return target
     # Assemble beside the target and rename, so an interrupted assembly never leaves a truncated model.
-    partial = target.with_name(target.name + ".partial")
-    package.assemble(partial, overwrite=True)
-    os.replace(partial, target)
+    with atomic_path(target) as partial:
+        package.assemble(partial, overwrite=True)
     return target
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any
 
 from selfimprove.core.config import home
 from selfimprove.core.errors import EngineError, ModelNotFoundError
+from selfimprove.core.files import atomic_path
 from selfimprove.core.types import Completion, Prompt, PromptContent, Sampling, normalize_prompts, sample_seed
 from selfimprove.engines.base import OnComplete, first_stop, plain_transcript, registry
 from selfimprove.engines.embedded import EMBEDDED_NAME, embedded_model_path
@@ -98,10 +98,9 @@ def cached_gguf_checkpoint(gguf: Path) -> Path:
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    partial = target.with_name(target.name + ".partial")
-    model.save_pretrained(partial)
-    tokenizer.save_pretrained(partial)
-    os.replace(partial, target)
+    with atomic_path(target, directory=True) as partial:
+        model.save_pretrained(partial)
+        tokenizer.save_pretrained(partial)
     return target
 
 

@@ -5,9 +5,9 @@ stored samples of each problem (all C(K, k) subsets when there are at most MAX_E
 otherwise that many random subsets drawn with a fixed seed). Subsets keep sample order, so the
 tie-break is the one the strategy uses (earliest answer wins). maj@1 is mean per-sample accuracy.
 
-Extraction failures count only the samples meant to hold an answer: the auxiliary steps of
-Logic-of-Thought (extraction), least-to-most (decomposition) and tree-of-thoughts (partial
-steps, ratings) are left out; see AUXILIARY_STEP.
+Extraction failures count only the samples meant to hold an answer: records the strategy marked
+`auxiliary` (Logic-of-Thought's extraction, least-to-most's decomposition, tree-of-thoughts'
+partial steps and ratings) are left out.
 
 pass@k: the chance that at least one of k samples is right, by the unbiased estimator of Chen et
 al. 2021 over the K stored samples (the headline metric of code tasks; an upper bound elsewhere).
@@ -30,7 +30,14 @@ from selfimprove.runs.store import solution_row
 from selfimprove.strategies.voting import majority_vote
 
 MAX_EXACT_SUBSETS = 2000
-AUXILIARY_STEP = re.compile(r"^(?:lot-extract-|tot-expand-|tot-value-|decompose$)")
+# Rows stored before records carried `auxiliary` are recognised by their step names.
+_LEGACY_AUXILIARY_STEP = re.compile(r"^(?:lot-extract-|tot-expand-|tot-value-|decompose$)")
+
+
+def is_auxiliary(sample: dict[str, Any]) -> bool:
+    if "auxiliary" in sample:
+        return bool(sample["auxiliary"])
+    return bool(_LEGACY_AUXILIARY_STEP.match(sample["step"]))
 
 
 @dataclass
@@ -130,7 +137,7 @@ def compute(
         samples=len(all_samples),
         voted_samples_per_problem=sum(len(v) for v in voted) / n,
         extraction_failure_rate=_mean(
-            [float(x["answer"] is None) for x in all_samples if not AUXILIARY_STEP.match(x["step"])]
+            [float(x["answer"] is None) for x in all_samples if not is_auxiliary(x)]
         )
         or 0.0,
     )

@@ -91,9 +91,10 @@ def records_for(
     sample_ids: Sequence[int],
     completions: Sequence[Completion],
     answers: Sequence[str | None] | None = None,
+    auxiliary: bool = False,
 ) -> list[SampleRecord]:
     """Completions as SampleRecords: the answer extracted (unless `answers` already are) and graded,
-    tokens and seconds kept."""
+    tokens and seconds kept; `auxiliary` marks a step that holds no answer (see SampleRecord)."""
     records = []
     if answers is None:
         answers = [extract_answer(task, problem, c.text) for c in completions]
@@ -111,6 +112,7 @@ def records_for(
                 prompt_tokens=completion.prompt_tokens,
                 seconds=completion.seconds,
                 detail=explain(problem, answer) if explain is not None else None,
+                auxiliary=auxiliary,
             )
         )
     return records

@@ -119,7 +119,7 @@ class LeastToMost:
         records: dict[str, list[SampleRecord]] = {}
         plans: dict[str, list[str]] = {}
         for p, completions in zip(problems, outputs):
-            records[p.id] = records_for(task, p, "decompose", [0], completions)
+            records[p.id] = records_for(task, p, "decompose", [0], completions, auxiliary=True)
             plans[p.id] = parse_subquestions(completions[0].text, p.question, self.max_subquestions)
 
         solve = Sampling(max_tokens=self.max_tokens, stop=SOLVE_STOP)

@@ -111,7 +111,7 @@ class LogicOfThought:
             outputs = engine.generate(prompts, 1, sampling)
             still = []
             for problem, (completion,) in zip(pending, outputs):
-                records[problem.id].extend(records_for(NoAnswers(), problem, step, [0], [completion]))
+                records[problem.id].extend(records_for(NoAnswers(), problem, step, [0], [completion], auxiliary=True))
                 text = "Propositions:\n" + completion.text.strip("\n")
                 try:
                     theories[problem.id] = parse_theory(text)

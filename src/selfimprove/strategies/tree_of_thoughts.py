@@ -229,7 +229,8 @@ class TreeOfThoughts:
                     answer = child.answer = extract_answer(task, search.problem, child.text)
                 search.records.extend(
                     records_for(
-                        task if final else NoAnswers(), search.problem, prompt.step, [index], [completion], [answer]
+                        task if final else NoAnswers(), search.problem, prompt.step, [index], [completion], [answer],
+                        auxiliary=True,
                     )
                 )
                 if child is not None:
@@ -283,7 +284,9 @@ class TreeOfThoughts:
             node.ratings = [rating_of(c.text) for c in completions]
             node.value = sum(RATINGS.get(r or "", 0.0) for r in node.ratings)
             search.records.extend(
-                records_for(NoAnswers(), search.problem, prompt.step, range(len(completions)), completions)
+                records_for(
+                    NoAnswers(), search.problem, prompt.step, range(len(completions)), completions, auxiliary=True
+                )
             )
 
     @staticmethod

@@ -5,13 +5,13 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import os
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from selfimprove.core.errors import DataError
+from selfimprove.core.files import atomic_write_text
 
 
 def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -49,10 +49,7 @@ def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 def write_jsonl(path: str | Path, records: list[dict[str, Any]]) -> None:
     """One JSON object per line, written beside `path` and renamed: an interrupted write leaves no half file."""
-    path = Path(path)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text("".join(json.dumps(record) + "\n" for record in records), encoding="utf-8")
-    os.replace(partial, path)
+    atomic_write_text(path, "".join(json.dumps(record) + "\n" for record in records))
 
 
 def require_str(record: dict[str, Any], field: str, path: str | Path, line: int) -> str:

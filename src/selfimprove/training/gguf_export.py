@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import ctypes
 import logging
-import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from selfimprove.core.errors import ConfigError
+from selfimprove.core.files import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,6 @@ def write_gguf(
 ) -> Path:
     """Write `model` (a loaded transformers causal LM) as a GGUF of a type the gguf package writes."""
     import gguf
-    import numpy as np
 
     if out_type not in DIRECT_TYPES:
         raise ConfigError(f"write_gguf writes {', '.join(DIRECT_TYPES)}; got {out_type!r}")
@@ -134,12 +133,18 @@ def write_gguf(
     source = getattr(model, "name_or_path", "model")
     state = {key: value.detach().float().cpu().numpy() for key, value in model.state_dict().items()}
     weights = _state_by_gguf_name(state, arch, n_blocks, gguf, Path(source))
+    with atomic_path(out) as partial:
+        _write_tensors(gguf.GGUFWriter(str(partial), arch), reader, model, weights, source, arch, out_type)
+    return out
+
+
+def _write_tensors(writer: Any, reader: Any, model: Any, weights: dict, source: Any, arch: str, out_type: str) -> None:
+    """Metadata from the template, then every tensor in the template's order and layout."""
+    import gguf
+    import numpy as np
+
     qtype_name, ftype_name = DIRECT_TYPES[out_type]
     qtype = gguf.GGMLQuantizationType[qtype_name]
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(out.name + ".partial")
-    writer = gguf.GGUFWriter(str(partial), arch)
     _copy_metadata(reader, writer, gguf)
     writer.add_file_type(int(gguf.LlamaFileType[ftype_name]))
     writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
@@ -167,8 +172,6 @@ def write_gguf(
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
-    os.replace(partial, out)
-    return out
 
 
 def llama_cpp_quantize(source: Path, out: Path, out_type: str, threads: int = 0) -> Path:
@@ -183,12 +186,10 @@ def llama_cpp_quantize(source: Path, out: Path, out_type: str, threads: int = 0)
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = int(gguf.LlamaFileType[LLAMA_CPP_TYPES[out_type]])
     params.nthread = threads
-    partial = out.with_name(out.name + ".partial")
-    status = llama_cpp.llama_model_quantize(str(source).encode(), str(partial).encode(), ctypes.byref(params))
-    if status != 0:
-        partial.unlink(missing_ok=True)
-        raise RuntimeError(f"llama.cpp could not quantise {source} to {out_type} (status {status})")
-    os.replace(partial, out)
+    with atomic_path(out) as partial:
+        status = llama_cpp.llama_model_quantize(str(source).encode(), str(partial).encode(), ctypes.byref(params))
+        if status != 0:
+            raise RuntimeError(f"llama.cpp could not quantise {source} to {out_type} (status {status})")
     return out
 
 

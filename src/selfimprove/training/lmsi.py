@@ -20,7 +20,6 @@ bucket vs accuracy of the kept answer) that the report prints.
 from __future__ import annotations
 
 import json
-import os
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from selfimprove.core.errors import ConfigError, DataError
+from selfimprove.core.files import atomic_write_text
 from selfimprove.core.types import Problem
 from selfimprove.core.validation import require_range, require_sampling_ranges
 from selfimprove.engines.base import Engine
@@ -408,9 +408,7 @@ def calibration_table(shares: list[tuple[float, bool | None]]) -> list[dict]:
 
 
 def _write_json(path: Path, value: Any) -> None:
-    partial = path.with_suffix(".partial")
-    partial.write_text(json.dumps(value, indent=2))
-    os.replace(partial, path)
+    atomic_write_text(path, json.dumps(value, indent=2))
 
 
 def _hf_engine(source: str | None) -> Engine:

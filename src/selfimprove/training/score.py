@@ -25,9 +25,7 @@ import copy
 import itertools
 import json
 import math
-import os
 import random
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -35,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from selfimprove.core.errors import ConfigError
+from selfimprove.core.files import atomic_path
 from selfimprove.core.types import Problem, Prompt, Sampling, sample_seed
 from selfimprove.core.validation import require_sampling_ranges
 from selfimprove.runs.metrics import normalised_edit_distance
@@ -430,32 +429,21 @@ class ScoreTrainer:
         import torch
         from safetensors.torch import save_file
 
-        partial = self.out / "checkpoint.partial"
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir()
-        if self.settings.lora_r > 0:
-            policy.save_pretrained(partial)
-        else:
-            weights = {k: v.detach().contiguous() for k, v in policy.state_dict().items()}
-            save_file(_untied(weights), partial / "model.safetensors")
-        torch.save(optimizer.state_dict(), partial / "optimizer.pt")
-        state = {"global_step": global_step, "settings": _comparable(self.settings)}
-        (partial / "state.json").write_text(json.dumps(state, indent=2))
-        final, old = self.out / "checkpoint", self.out / "checkpoint.old"
-        shutil.rmtree(old, ignore_errors=True)
-        if final.exists():
-            os.replace(final, old)
-        os.replace(partial, final)
-        shutil.rmtree(old, ignore_errors=True)
+        with atomic_path(self.out / "checkpoint", directory=True) as partial:
+            if self.settings.lora_r > 0:
+                policy.save_pretrained(partial)
+            else:
+                weights = {k: v.detach().contiguous() for k, v in policy.state_dict().items()}
+                save_file(_untied(weights), partial / "model.safetensors")
+            torch.save(optimizer.state_dict(), partial / "optimizer.pt")
+            state = {"global_step": global_step, "settings": _comparable(self.settings)}
+            (partial / "state.json").write_text(json.dumps(state, indent=2))
 
     def _save_merged(self, policy: Any, tokenizer: Any, merged: Path) -> None:
-        partial = merged.with_name(merged.name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
         plain = policy.merge_and_unload() if self.settings.lora_r > 0 else policy
-        plain.save_pretrained(partial)
-        tokenizer.save_pretrained(partial)
-        shutil.rmtree(merged, ignore_errors=True)
-        os.replace(partial, merged)
+        with atomic_path(merged, directory=True) as partial:
+            plain.save_pretrained(partial)
+            tokenizer.save_pretrained(partial)
         (self.out / "done.json").write_text(json.dumps({"merged": str(merged), "steps": len(self.logs())}))
         self.log(f"trained model: {merged}")
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from selfimprove.core.errors import ConfigError
+from selfimprove.core.files import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -142,10 +142,9 @@ def finetune(model: Any, tokenizer: Any, rows: list[dict], out: Path, settings: 
         trained.save_pretrained(str(adapter))
         trained = trained.merge_and_unload()
     trained.eval()
-    partial = out / "merged.partial"
-    trained.save_pretrained(str(partial))
-    tokenizer.save_pretrained(str(partial))
-    os.replace(partial, out / "merged")
+    with atomic_path(out / "merged", directory=True) as partial:
+        trained.save_pretrained(str(partial))
+        tokenizer.save_pretrained(str(partial))
     seconds = time.perf_counter() - started
     record = {
         "losses": losses,
