@@ -22,8 +22,8 @@ import statistics
 import tempfile
 from pathlib import Path
 
+from selfimprove.core.stats import bootstrap_interval, paired_comparison
 from selfimprove.engines import base as engines
-from selfimprove.reports.stats import bootstrap_interval, paired_comparison
 from selfimprove.runs import runner
 from selfimprove.runs.store import RunStore
 from selfimprove.strategies import base as strategies

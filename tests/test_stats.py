@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from selfimprove.reports.stats import bootstrap_interval, mcnemar_exact, paired_comparison
+from selfimprove.core.stats import bootstrap_interval, mcnemar_exact, paired_comparison
 
 
 def test_mcnemar_by_hand():

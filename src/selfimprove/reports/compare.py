@@ -6,7 +6,7 @@ from dataclasses import asdict
 from typing import Any
 
 from selfimprove.core.errors import SelfImproveError
-from selfimprove.reports.stats import PairedComparison, paired_comparison
+from selfimprove.core.stats import PairedComparison, paired_comparison
 from selfimprove.runs.store import RunStore
 
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from selfimprove.core.stats import bootstrap_interval
 from selfimprove.reports import plots
-from selfimprove.reports.stats import bootstrap_interval
 from selfimprove.runs import metrics
 from selfimprove.runs.store import RunStore
 

@@ -29,10 +29,10 @@ from typing import Any
 
 from selfimprove.core.errors import ConfigError, DataError
 from selfimprove.core.files import atomic_write_text
+from selfimprove.core.stats import bootstrap_interval, paired_comparison
 from selfimprove.core.types import Problem
 from selfimprove.core.validation import require_range, require_sampling_ranges
 from selfimprove.engines.base import Engine
-from selfimprove.reports.stats import bootstrap_interval, paired_comparison
 from selfimprove.runs import runner
 from selfimprove.runs.store import RunStore
 from selfimprove.strategies.cot import ChainOfThought
