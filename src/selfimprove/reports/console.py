@@ -54,21 +54,35 @@ def breakdown_tables(m: RunMetrics) -> list[Table]:
     return tables
 
 
+def _label_parts(label: str) -> tuple[str, str, str]:
+    """(task, strategy, model) of a run label "task · strategy · model[ · split]", a model path shortened."""
+    parts = [part.strip() for part in label.split(" · ")]
+    task, strategy, model = (parts + ["", "", ""])[:3]
+    pieces = model.rstrip("/").split("/")
+    model = pieces[-1] if "." in pieces[-1] else "/".join(pieces[-2:])  # a file by its name, a folder with its parent
+    if len(parts) > 3:
+        task = f"{task} ({parts[3]})"
+    return task, strategy, model
+
+
 def runs_table(rows) -> Table:
-    table = Table(header_style="bold")
-    table.add_column("run", no_wrap=True, min_width=12)
+    """Every run, newest first; readable at 80 columns (task, strategy and model in columns of their own;
+    completions per run are in `show`)."""
+    table = Table(header_style="bold", pad_edge=False, box=None, collapse_padding=True)
+    table.add_column("run", no_wrap=True)
+    table.add_column("task", overflow="fold", min_width=10)
+    table.add_column("strategy", overflow="fold", min_width=10)
+    table.add_column("model", overflow="fold", min_width=14)
+    for column in ("n", "acc"):
+        table.add_column(column, justify="right", no_wrap=True)
     table.add_column("updated", no_wrap=True)
-    table.add_column("task · strategy · model", ratio=1)
-    for column in ("problems", "accuracy", "completions"):
-        table.add_column(column, justify="right")
     for r in rows:
         table.add_row(
             r["run_id"],
-            datetime.fromtimestamp(r["updated"]).strftime("%m-%d %H:%M"),
-            r["label"],
+            *_label_parts(r["label"]),
             str(r["problems"]),
             _pct(r["accuracy"]),
-            str(r["completions"]),
+            datetime.fromtimestamp(r["updated"]).strftime("%m-%d %H:%M"),
         )
     return table
 
