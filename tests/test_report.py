@@ -47,12 +47,22 @@ def test_report_is_self_contained_and_complete(runs):
     images = re.findall(r'<img src="([^"]+)"', page)
     assert images and all(src.startswith("data:image/png;base64,") for src in images)
     assert "maj@k" in page and "accuracy vs generated tokens" in page and "By level" in page
+    assert "dashed: the same run" in page and "×: greedy" in page  # the greedy baseline is drawn
     assert "Self-correction turns" in page and "i→c" in page
     assert page.count('<details class="trace"') == 9 + 6
     assert "[" in page and "bootstrap" in page
     question = next(ArithmeticTask(level="1-3").problems()).question
     assert question in page  # the trace browser shows the question
     assert "The answer is 1." in page  # and sample texts
+
+
+def test_a_one_level_run_gets_its_level_as_a_row_not_a_one_bar_chart(tmp_path):
+    store = RunStore(tmp_path / "one.sqlite")
+    task = ArithmeticTask(level=2)
+    run = runner.execute(task, ChainOfThought(), CountingEngine(), store, limit=3, show_progress=False)
+    page = build_report(store, [run.run_id])
+    assert "By level" in page and 'alt="accuracy by level"' not in page
+    store.close()
 
 
 def test_report_and_compare_commands(runs, tmp_path):

@@ -71,9 +71,17 @@ def _curves(views: list[RunView]) -> list[tuple[str, str]]:
     """(caption, image) pairs: maj@k and accuracy-vs-tokens, every run on the same axes."""
     figures = []
     with_k = [v for v in views if v.metrics.maj_at_k]
+    greedy = [v for v in views if v.metrics.greedy_accuracy is not None]
     if with_k:
         series = [plots.Series(v.name, list(v.metrics.maj_at_k), list(v.metrics.maj_at_k.values())) for v in with_k]
-        figures.append(("maj@k", plots.line_plot(series, "maj@k", "k (samples voted)", "accuracy (%)", log2_x=True)))
+        lines = [plots.Series(f"{v.name} (greedy)", [], [v.metrics.greedy_accuracy]) for v in greedy]
+        image = plots.line_plot(series, "maj@k", "k (samples voted)", "accuracy (%)", log2_x=True, baselines=lines)
+        figures.append(("maj@k (dashed: the same run's greedy answer)", image))
+    crosses = [
+        plots.Series(f"{v.name} (greedy)", [tokens], [v.metrics.greedy_accuracy])
+        for v in greedy
+        if (tokens := _tokens_per_sample(v, "greedy"))
+    ]
     token_series = []
     for v in views:
         per_sample = _tokens_per_sample(v)
@@ -84,7 +92,8 @@ def _curves(views: list[RunView]) -> list[tuple[str, str]]:
             token_series.append(plots.Series(v.name, [v.metrics.completion_tokens_per_problem], [v.metrics.accuracy]))
     if token_series:
         title = "accuracy vs generated tokens"
-        figures.append((title, plots.line_plot(token_series, title, "generated tokens per problem", "accuracy (%)")))
+        image = plots.line_plot(token_series, title, "generated tokens per problem", "accuracy (%)", baselines=crosses)
+        figures.append((f"{title} (×: greedy)", image))
     return figures
 
 
@@ -112,11 +121,11 @@ def _breakdowns(views: list[RunView]) -> list[str]:
             for g in groups
         )
         bars = {name: [sum(per[g]) / len(per[g]) if per.get(g) else 0.0 for g in groups] for name, per in table.items()}
-        image = plots.grouped_bars(groups, bars, f"accuracy by {key}", "accuracy (%)")
-        parts.append(
-            f"<h3>By {_e(key)}</h3><table><tr><th>{_e(key)}</th>{head}</tr>{body}</table>"
-            f'<img src="{image}" alt="accuracy by {_e(key)}">'
-        )
+        chart = ""
+        if len(groups) > 1:  # one level is a row of the table, not a chart
+            image = plots.grouped_bars(groups, bars, f"accuracy by {key}", "accuracy (%)")
+            chart = f'<img src="{image}" alt="accuracy by {_e(key)}">'
+        parts.append(f"<h3>By {_e(key)}</h3><table><tr><th>{_e(key)}</th>{head}</tr>{body}</table>{chart}")
     return parts
 
 

@@ -35,12 +35,29 @@ def _png(fig) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def line_plot(series: Sequence[Series], title: str, xlabel: str, ylabel: str, log2_x: bool = False) -> str:
-    """Several runs' curves on one plot; a run with one point is drawn as a marker."""
+def line_plot(
+    series: Sequence[Series],
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    log2_x: bool = False,
+    baselines: Sequence[Series] = (),
+) -> str:
+    """Several runs' curves on one plot; a run with one point is drawn as a marker. A baseline with no x is a
+    dashed horizontal line (greedy accuracy beside maj@k); with one x, a cross (greedy's cost and accuracy)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.6))
+    colours = {}
     for s in series:
-        ax.plot(list(s.x), [100 * v for v in s.y], marker="o", label=s.label)
+        (line,) = ax.plot(list(s.x), [100 * v for v in s.y], marker="o", label=s.label)
+        colours[s.label] = line.get_color()
+    for b in baselines:
+        colour = colours.get(b.label.removesuffix(" (greedy)"), "grey")
+        if len(b.x):
+            ax.plot(list(b.x), [100 * v for v in b.y], marker="x", markersize=9, linestyle="none", color=colour,
+                    label=b.label)  # fmt: skip
+        else:
+            ax.axhline(100 * b.y[0], linestyle="--", linewidth=1, color=colour, label=b.label)
     if log2_x:
         ax.set_xscale("log", base=2)
         ticks = sorted({x for s in series for x in s.x})
