@@ -29,6 +29,8 @@ class RunResult:
     """What one `run` call gives back: the run's id in its store, its metrics, and every solution's row."""
 
     run_id: str
+    label: str
+    """task · strategy · model, as `selfimprove runs` lists it."""
     metrics: RunMetrics
     turns: TurnMetrics | None
     """Acc@t and the flips between attempts, for multi-turn strategies (self-correct); else None."""
@@ -74,6 +76,7 @@ def run(
         rows = [r for r in run_store.solutions(outcome.run_id) if limit is None or r["position"] < limit]
         return RunResult(
             run_id=outcome.run_id,
+            label=run_store.label(outcome.run_id),
             metrics=metrics.compute(rows),
             turns=metrics.turn_metrics(rows),
             solutions=rows,

@@ -18,7 +18,7 @@ from selfimprove.cli_settings import settings_from, settings_options
 from selfimprove.core.config import default_store_path
 from selfimprove.core.errors import ConfigError, SelfImproveError
 from selfimprove.reports.console import print_metrics, runs_table
-from selfimprove.runs import metrics, runner
+from selfimprove.runs import metrics
 from selfimprove.runs.store import RunStore
 from selfimprove.training.lmsi import LMSIEngines, LMSISettings
 from selfimprove.training.score import ScoreSettings
@@ -59,6 +59,13 @@ def build_task(name: str, data: str | None, level: str | None, options: list[str
     """The task a command's --task, --data, --level and -O flags describe."""
     extra = {key: _coerce(value) for key, value in parse_options(options, "--task-option").items()}
     return build("task", tasks.get(name), name, {"data": data, "level": level, **extra})
+
+
+def build_part(kind: str, name: str, flags: dict[str, Any], options: list[str], flag: str) -> Any:
+    """A strategy or engine from its flags and its KEY=VALUE options (numbers and booleans converted)."""
+    registry = {"strategy": strategies, "engine": engines}[kind]
+    values = {**flags, **parse_options(options, flag)}
+    return build(kind, registry.get(name), name, {key: _coerce(value) for key, value in values.items()})
 
 
 def _print_wide(line: str) -> None:
@@ -111,56 +118,26 @@ def run(
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING)
 
     def work() -> None:
-        task_settings = {"data": data, "level": level, **parse_options(task_option, "--task-option")}
-        the_task = build("task", tasks.get(task), task, task_settings)
-        the_strategy = build(
-            "strategy",
-            strategies.get(strategy),
-            strategy,
-            {
-                "samples": samples,
-                "turns": turns,
-                "turn_samples": turn_samples,
-                "temperature": temperature,
-                "top_p": top_p,
-                "top_k": top_k,
-                "max_tokens": max_tokens,
-                "seed": seed,
-                **{k: _coerce(v) for k, v in parse_options(strategy_option, "--strategy-option").items()},
-            },
-        )
+        from selfimprove.api import run as run_api
+
+        the_task = build_task(task, data, level, task_option)
+        sampling = dict(samples=samples, turns=turns, turn_samples=turn_samples, temperature=temperature,
+                        top_p=top_p, top_k=top_k, max_tokens=max_tokens, seed=seed)  # fmt: skip
+        the_strategy = build_part("strategy", strategy, sampling, strategy_option, "--strategy-option")
         next(iter(the_task.problems("test", limit=1)), None)  # a bad dataset fails before a model loads
-        engine_settings = {
-            "model": model,
-            "base_url": base_url,
-            "api_key_env": api_key_env,
-            **parse_options(engine_option, "--engine-option"),
-        }
+        connection = dict(model=model, base_url=base_url, api_key_env=api_key_env)
         if engine == "llama-cpp":
-            engine_settings["verbose"] = verbose or None
-        for key, value in list(engine_settings.items()):
-            engine_settings[key] = _coerce(value)
-        the_engine = build("engine", engines.get(engine), engine, engine_settings)
-        run_store = _store(store)
+            connection["verbose"] = verbose or None
+        the_engine = build_part("engine", engine, connection, engine_option, "--engine-option")
         try:
-            outcome = runner.execute(
-                the_task,
-                the_strategy,
-                the_engine,
-                run_store,
-                limit=limit,
-                batch_size=batch_size,
-                show_progress=progress,
-            )
-            if outcome.completions_reused:
-                console.print(
-                    f"resumed run {outcome.run_id}: reused {outcome.completions_reused} stored completions, "
-                    f"generated {outcome.completions_generated}"
-                )
-            _show(run_store, outcome.run_id, limit=limit)
+            result = run_api(the_task, the_strategy, the_engine, store=store or default_store_path(), limit=limit,
+                             batch_size=batch_size, progress=progress)  # fmt: skip
         finally:
             the_engine.close()
-            run_store.close()
+        if result.completions_reused:
+            console.print(f"resumed run {result.run_id}: reused {result.completions_reused} stored completions, "
+                          f"generated {result.completions_generated}")  # fmt: skip
+        print_metrics(console, result.run_id, result.label, the_strategy.name, result.metrics, result.turns)
 
     _guard(work)
 
