@@ -1,4 +1,5 @@
-"""Engines generate completions from a real model: llama.cpp, OpenAI-compatible servers, ..."""
+"""Engines generate completions from a real model: llama.cpp (GGUF, in-process), transformers (`hf`), and any
+OpenAI-compatible server."""
 
 from selfimprove.engines.base import Engine, get, names
 

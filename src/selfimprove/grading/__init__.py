@@ -1,1 +1,2 @@
-"""Answer extraction and graders."""
+"""Answer extraction and graders: numbers, LaTeX (math-verify), multiple choice, and programs, run in the
+sandbox and judged from outside their process."""

@@ -1,4 +1,5 @@
-"""Inference-time strategies: chain-of-thought, self-consistency, ..."""
+"""Inference-time strategies: chain-of-thought, self-consistency, adaptive-consistency, self-correct,
+least-to-most, Logic-of-Thought, tree-of-thoughts."""
 
 from selfimprove.strategies.base import Strategy, get, names
 

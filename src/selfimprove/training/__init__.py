@@ -1,1 +1,2 @@
-"""Training: self-training data (LMSI), supervised fine-tuning with LoRA, the testbed model."""
+"""Training: LMSI self-training, SCoRe multi-turn RL, supervised fine-tuning with LoRA (TRL/PEFT), the testbed
+model, GGUF export."""
