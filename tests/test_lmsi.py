@@ -14,7 +14,7 @@ from selfimprove.core.types import Problem  # noqa: E402
 from selfimprove.engines.hf import HFEngine, load_causal_lm  # noqa: E402
 from selfimprove.tasks.arithmetic import ArithmeticTask  # noqa: E402
 from selfimprove.training.formats import FORMATS, KeptPath, training_rows  # noqa: E402
-from selfimprove.training.lmsi import LMSI, LMSISettings, UnlabeledTrainSplit, calibration_table  # noqa: E402
+from selfimprove.training.lmsi import LMSI, LMSISettings, calibration_table  # noqa: E402
 from selfimprove.training.sft import SFTSettings  # noqa: E402
 from tiny_models import tiny_llama  # noqa: E402
 
@@ -58,11 +58,22 @@ def test_training_formats_follow_the_paper():
     }
 
 
-def test_selection_never_sees_a_label_and_calibration_buckets():
+def test_selection_never_sees_a_label_and_calibration_buckets(tmp_path):
+    from doubles import ScriptedEngine
+    from selfimprove.runs import runner
+    from selfimprove.runs.store import RunStore
+    from selfimprove.strategies.self_consistency import SelfConsistency
+
     task = ArithmeticTask(level=1)
-    unlabeled = list(UnlabeledTrainSplit(task).problems(limit=5))
-    assert all(p.reference is None for p in unlabeled)
-    assert [p.id for p in unlabeled] == [p.id for p in task.problems("train", limit=5)]
+    store = RunStore(tmp_path / "runs.sqlite")
+    strategy = SelfConsistency(samples=2, greedy_baseline=False)
+    engine = ScriptedEngine(lambda prompt, i: " The answer is 1.")
+    outcome = runner.execute(task, strategy, engine, store, limit=5, split="train", unlabeled=True, show_progress=False)
+    rows = store.solutions(outcome.run_id)
+    assert [r["problem_id"] for r in rows] == [p.id for p in task.problems("train", limit=5)]
+    assert all(r["reference"] is None and r["correct"] is None for r in rows)
+    assert all(x["correct"] is None for r in rows for x in r["samples"])
+    assert store.config(outcome.run_id)["task"]["unlabeled"] is True
     table = calibration_table([(1.0, True), (0.9, False), (0.5, True), (0.1, None)])
     assert [row["questions"] for row in table] == [1, 0, 1, 0, 2]
     assert table[-1]["accuracy"] == 0.5 and table[2]["accuracy"] == 1.0 and table[0]["accuracy"] is None

@@ -54,6 +54,7 @@ def run(
     store: RunStore | str | Path | None = None,
     limit: int | None = None,
     split: str = "test",
+    unlabeled: bool = False,
     batch_size: int = 4,
     progress: bool = False,
 ) -> RunResult:
@@ -62,7 +63,8 @@ def run(
     `task`, `strategy` and `engine` are objects (`si.QuestionsTask(...)`, `si.SelfConsistency(samples=8)`,
     `si.LlamaCppEngine(model="m.gguf")`) or registered names built with their defaults ("arithmetic",
     "cot", "llama-cpp": the embedded model). An engine built here from a name is closed here; one you
-    pass stays yours to close. `store`: a RunStore or a path (default: the CLI's store)."""
+    pass stays yours to close. `store`: a RunStore or a path (default: the CLI's store). `unlabeled` hides the
+    references (self-training's view of a train split: nothing is graded against a label)."""
     the_task = _named("task", tasks, task)
     the_strategy = _named("strategy", strategies, strategy)
     the_engine = _named("engine", engines, engine)
@@ -71,7 +73,7 @@ def run(
     try:
         outcome = runner.execute(
             the_task, the_strategy, the_engine, run_store,
-            limit=limit, batch_size=batch_size, show_progress=progress, split=split,
+            limit=limit, batch_size=batch_size, show_progress=progress, split=split, unlabeled=unlabeled,
         )  # fmt: skip
         rows = [r for r in run_store.solutions(outcome.run_id) if limit is None or r["position"] < limit]
         return RunResult(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -23,10 +23,17 @@ from selfimprove.strategies.base import Strategy
 from selfimprove.tasks.base import Task
 
 
-def run_config(task: Task, strategy: Strategy, engine: Engine, split: str = "test") -> dict[str, Any]:
-    """What identifies a run; the test split is left implicit, so runs stored before `split` keep their ids."""
-    config = {"task": task.describe(), "strategy": strategy.describe(), "engine": engine.describe()}
-    return config if split == "test" else {**config, "split": split}
+def run_config(
+    task: Task, strategy: Strategy, engine: Engine, split: str = "test", unlabeled: bool = False
+) -> dict[str, Any]:
+    """What identifies a run. The split sits in the task's description, and only when it is not the test split,
+    so runs stored before `split` existed (test runs, LMSI's unlabeled train runs) keep their ids."""
+    described = task.describe()
+    if split != "test":
+        described = {**described, "split": split}
+    if unlabeled:
+        described = {**described, "unlabeled": True}
+    return {"task": described, "strategy": strategy.describe(), "engine": engine.describe()}
 
 
 def run_id_for(config: dict[str, Any]) -> str:
@@ -51,16 +58,20 @@ def execute(
     batch_size: int = 4,
     show_progress: bool = True,
     split: str = "test",
+    unlabeled: bool = False,
 ) -> RunOutcome:
     """Solve the first `limit` problems of `split` (all when None), storing everything as it completes.
-    The split is part of the run's identity (a train run never resumes a test run)."""
+    The split is part of the run's identity (a train run never resumes a test run). `unlabeled` hides the
+    references (what self-training samples from: nothing graded against a label is stored)."""
     if limit is not None:
         require_range("limit", limit, 1)
     require_range("batch_size", batch_size, 1)
     problems = list(task.problems(split, limit=limit))
+    if unlabeled:
+        problems = [replace(p, reference=None) for p in problems]
     if not problems:
         raise ConfigError(f"task {task.name!r} has no {split} problems to run (its data holds none)")
-    config = run_config(task, strategy, engine, split)
+    config = run_config(task, strategy, engine, split, unlabeled)
     run_id = run_id_for(config)
     label = f"{task.name} · {strategy.name} · {engine.describe().get('model', engine.name)}"
     label += "" if split == "test" else f" · {split}"

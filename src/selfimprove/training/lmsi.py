@@ -22,15 +22,14 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from selfimprove.core.errors import ConfigError, DataError
 from selfimprove.core.files import atomic_write_text
 from selfimprove.core.stats import bootstrap_interval, paired_comparison
-from selfimprove.core.types import Problem
 from selfimprove.core.validation import require_range, require_sampling_ranges
 from selfimprove.engines.base import Engine
 from selfimprove.runs import runner
@@ -125,25 +124,6 @@ class LMSIEngines:
         from selfimprove.engines.hf import HFEngine
 
         return HFEngine(model=source, device=self.device)
-
-
-class UnlabeledTrainSplit:
-    """A task's train split as a test split without references: what LMSI samples from."""
-
-    def __init__(self, task: Task):
-        self.task = task
-        self.name = task.name
-        self.stop = task.stop
-
-    def describe(self) -> dict:
-        return {**self.task.describe(), "split": "train", "unlabeled": True}
-
-    def problems(self, split: str = "test", limit: int | None = None) -> Iterator[Problem]:
-        for problem in self.task.problems("train", limit=limit):
-            yield replace(problem, reference=None)
-
-    def __getattr__(self, name: str) -> Any:  # format_prompt, extract, extract_for, grade ...
-        return getattr(self.task, name)
 
 
 @dataclass
@@ -254,7 +234,9 @@ class LMSI:
                 greedy_baseline=False,
             )
             self.log(f"round {number}: sampling {s.paths} paths per unlabeled train question")
-            outcome = runner.execute(UnlabeledTrainSplit(self.task), strategy, sampler, self.store, limit=s.train_limit)
+            outcome = runner.execute(
+                self.task, strategy, sampler, self.store, limit=s.train_limit, split="train", unlabeled=True
+            )
         finally:
             sampler.close()
         report.seconds["sample"] = time.perf_counter() - started
