@@ -25,3 +25,17 @@ def test_runs_are_readable_at_80_columns():
     for cell in ("1a2b3c4d5e6f", "arithmetic", "30", "43.3%"):
         assert cell in first  # the run id, the task and the numbers are never broken across lines
     assert "testbed/merged" in second and "100" in second and "/root" not in text
+
+
+def test_a_strategy_that_does_not_beat_its_greedy_baseline_says_so():
+    from selfimprove.reports.console import baseline_verdict
+    from selfimprove.runs.metrics import RunMetrics
+
+    def metrics(accuracy, greedy):
+        return RunMetrics(30, accuracy, greedy, {}, {}, 0.0, 0.0, 0.0, 0, 0.0, 0.0)
+
+    below = baseline_verdict("self-consistency", metrics(0.367, 0.433))
+    assert below and "is below the greedy answer (43.3%)" in below and "36.7%" in below
+    assert "equals" in baseline_verdict("self-consistency", metrics(0.4, 0.4))
+    assert baseline_verdict("self-consistency", metrics(0.5, 0.4)) is None
+    assert baseline_verdict("cot", metrics(0.5, None)) is None

@@ -110,6 +110,20 @@ def print_metrics(
         console.print(table)
     if turns is not None:
         console.print(turns_table(turns))
+    verdict = baseline_verdict(strategy, m)
+    if verdict:
+        console.print(verdict)
+
+
+def baseline_verdict(strategy: str, m: RunMetrics) -> str | None:
+    """One honest line when the run's strategy does not beat its own greedy baseline on these problems."""
+    if m.greedy_accuracy is None or m.accuracy is None or m.accuracy > m.greedy_accuracy:
+        return None
+    relation = "equals" if m.accuracy == m.greedy_accuracy else "is below"
+    return (
+        f"note: {strategy} ({_pct(m.accuracy)}) {relation} the greedy answer ({_pct(m.greedy_accuracy)}) on these "
+        f"{m.problems} problems: this model's sampled paths do not beat its single greedy path here."
+    )
 
 
 def comparison_table(a_id: str, b_id: str, c) -> Table:
