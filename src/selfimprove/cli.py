@@ -241,9 +241,9 @@ def grade(
         from selfimprove.runs.external import grade_file
 
         the_task = build("task", tasks.get(task), task, {"data": data, **parse_options(task_option, "--task-option")})
-        sandbox = getattr(the_task, "sandbox", None)
+        sandbox = getattr(the_task, "sandbox", lambda: None)()
         if sandbox is not None:
-            for gap in sandbox().isolation.gaps():
+            for gap in sandbox.isolation.gaps():
                 console.print(f"[yellow]sandbox: {gap}[/yellow]")
         wanted = [int(x) for x in k.split(",")] if k else None
         rows = sum(1 for line in completions.open(encoding="utf-8") if line.strip()) if completions.is_file() else 0

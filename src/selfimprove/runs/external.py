@@ -78,7 +78,7 @@ def grade_file(
         for line, task_id, answer in chunk:
             problem = problems[task_id]
             passed = bool(task.grade(problem, answer))
-            detail = explain(problem, answer) if explain else ("passed" if passed else "failed")
+            detail = (explain(problem, answer) if explain else None) or ("passed" if passed else "failed")
             result = outcome(problem, answer) if outcome else None
             in_process = bool(result is not None and result.judged_in_process)
             results.append(GradedCompletion(line, task_id, answer, passed, detail, in_process))

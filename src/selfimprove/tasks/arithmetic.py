@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from selfimprove.core.errors import ConfigError
 from selfimprove.core.types import Problem
-from selfimprove.tasks.base import NumericAnswers, registry
+from selfimprove.tasks.base import NumericAnswers, TaskBase, registry
 from selfimprove.tasks.prompting import FEW_SHOT_STOP, few_shot_prompt
 
 MAX_LEVEL = 6
@@ -157,7 +157,7 @@ def _write_problem(rng: random.Random, level: int) -> tuple[str, str, int]:
 
 
 @registry.register("arithmetic")
-class ArithmeticTask(NumericAnswers):
+class ArithmeticTask(NumericAnswers, TaskBase):
     """Seeded synthetic word problems; `level` is a spec like "1", "1-6" or "2,4"."""
 
     name = "arithmetic"

@@ -6,9 +6,10 @@ A task never calls an engine.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Protocol, runtime_checkable
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol, runtime_checkable
 
+from selfimprove.core.errors import ConfigError
 from selfimprove.core.registry import Registry
 from selfimprove.core.types import Problem, PromptContent
 from selfimprove.grading.numeric import extract_number, numbers_equal
@@ -26,10 +27,7 @@ class Task(Protocol):
 
     def extract(self, text: str) -> str | None:
         """The answer stated in `text`, canonicalised; None when there is none (it then casts no vote).
-
-        Optional methods a task may add: `extract_for(problem, text)` when answers depend on the
-        problem (multiple-choice option texts), `grade_many(pairs)` to grade a batch in parallel
-        first, `grade_detail(problem, answer)` to say how a grade came about (stored per sample)."""
+        The optional parts a task may add are TaskBase's methods (strategies use them where present)."""
         ...
 
     def grade(self, problem: Problem, answer: str | None) -> bool | None:
@@ -55,6 +53,78 @@ registry: Registry[Task] = Registry(
 )
 get = registry.get
 names = registry.names
+
+
+class TaskBase:
+    """The Task contract's optional parts, with their defaults; every built-in task derives from it, and a task
+    of yours may (a task that only has the protocol's methods works too: these defaults stand in).
+
+    - `extract_for(problem, text)`: answers that depend on the problem (multiple-choice option texts);
+      default `extract(text)`.
+    - `grade_many(pairs)`: grade a batch of (problem, answer) first, in parallel (code tasks run them on
+      the sandbox's workers); `grade` then reads the results. Default: nothing to do.
+    - `grade_detail(problem, answer)`: how a grade came about, stored with each sample (a code task: the
+      judge's status and message). Default None.
+    - `sandbox()`: the Sandbox a code task's programs run in (the CLI prints its isolation gaps). Default None.
+    """
+
+    name: str = "task"
+    stop: tuple[str, ...] = ()
+
+    def extract(self, text: str) -> str | None:
+        raise NotImplementedError
+
+    def extract_for(self, problem: Problem, text: str) -> str | None:
+        return self.extract(text)
+
+    def grade_many(self, pairs: Sequence[tuple[Problem, str | None]]) -> None:
+        return None
+
+    def grade_detail(self, problem: Problem, answer: str | None) -> str | None:
+        return None
+
+    def sandbox(self) -> Any:
+        return None
+
+
+class FileBackedTask(TaskBase):
+    """A task whose problems come from files: `data` is the test split, `split_files()` names every split's
+    file, and the subclass's `load(source, split)` parses one (errors naming file:line:field). Each file is
+    read once per task object; `select` narrows a split (MATH's levels)."""
+
+    def __init__(self, data: str | None, needs: str):
+        if data is None:
+            raise ConfigError(f"task {self.name!r} needs --data PATH to {needs}")
+        self.data = data
+        self._cache: dict[tuple[str, str], list[Problem]] = {}
+
+    def load(self, source: str, split: str) -> list[Problem]:
+        raise NotImplementedError
+
+    def split_files(self) -> dict[str, str | None]:
+        """Split name -> its file (None: the split exists but no file was given or found)."""
+        return {"test": self.data}
+
+    def missing_split(self, split: str) -> str:
+        """The hint when a split has no file."""
+        return f"task {self.name!r} has no {split} file: pass -O fewshot=PATH"
+
+    def loaded(self, split: str) -> list[Problem]:
+        files = self.split_files()
+        if split not in files:
+            raise ConfigError(f"task {self.name!r} has no {split!r} split (it has {', '.join(files)})")
+        source = files[split]
+        if source is None:
+            raise ConfigError(self.missing_split(split))
+        if (source, split) not in self._cache:
+            self._cache[source, split] = self.load(source, split)
+        return self._cache[source, split]
+
+    def select(self, problems: list[Problem]) -> list[Problem]:
+        return problems
+
+    def problems(self, split: str = "test", limit: int | None = None) -> Iterator[Problem]:
+        yield from self.select(self.loaded(split))[:limit]
 
 
 class NumericAnswers:

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
-from selfimprove.core.errors import ConfigError, DataError
+from selfimprove.core.errors import DataError
 from selfimprove.core.types import Problem
 from selfimprove.grading.numeric import canonical_number
-from selfimprove.tasks.base import NumericAnswers, registry
+from selfimprove.tasks.base import FileBackedTask, NumericAnswers, registry
 from selfimprove.tasks.jsonl import file_beside, identify_source, read_records, require_str
 from selfimprove.tasks.prompting import FEW_SHOT_STOP, few_shot_prompt
 
@@ -51,19 +50,16 @@ def load_gsm8k(path: str | Path, split: str = "test") -> list[Problem]:
 
 
 @registry.register("gsm8k")
-class GSM8KTask(NumericAnswers):
+class GSM8KTask(NumericAnswers, FileBackedTask):
     """`data`: a local JSONL file (or a hub dataset name); `fewshot`: the train file exemplars come from."""
 
     name = "gsm8k"
     stop = FEW_SHOT_STOP
 
     def __init__(self, data: str | None = None, fewshot: str | None = None, shots: int = 4, seed: int = 0):
-        if data is None:
-            raise ConfigError("task 'gsm8k' needs --data PATH to a GSM8K JSONL file (question, answer '... #### N')")
-        self.data = data
+        FileBackedTask.__init__(self, data, "a GSM8K JSONL file (question, answer '... #### N')")
         self.shots, self.seed = int(shots), int(seed)
         self.fewshot = fewshot or file_beside(data, "train.jsonl")
-        self._cache: dict[str, list[Problem]] = {}
         self._exemplars: list[Problem] | None = None
 
     def describe(self) -> dict:
@@ -76,16 +72,11 @@ class GSM8KTask(NumericAnswers):
             "seed": self.seed,
         }
 
-    def _load(self, source: str, split: str) -> list[Problem]:
-        if source not in self._cache:
-            self._cache[source] = load_gsm8k(source, split)
-        return self._cache[source]
+    def load(self, source: str, split: str) -> list[Problem]:
+        return load_gsm8k(source, split)
 
-    def problems(self, split: str = "test", limit: int | None = None) -> Iterator[Problem]:
-        source = self.data if split == "test" else self.fewshot
-        if source is None:
-            raise ConfigError("task 'gsm8k' has no train file: pass fewshot=PATH (-O fewshot=PATH)")
-        yield from self._load(source, split)[:limit]
+    def split_files(self) -> dict[str, str | None]:
+        return {"test": self.data, "train": self.fewshot}
 
     def exemplars(self) -> list[Problem]:
         """`shots` train problems drawn once with the task seed; zero-shot when no train file is known."""
@@ -93,7 +84,7 @@ class GSM8KTask(NumericAnswers):
             if self.fewshot is None or self.shots == 0:
                 self._exemplars = []
             else:
-                pool = self._load(self.fewshot, "train")
+                pool = self.loaded("train")
                 # One extra, so that dropping the evaluated problem (train-split runs) still leaves `shots`.
                 self._exemplars = random.Random(self.seed).sample(pool, min(len(pool), self.shots + 1))
         return self._exemplars

@@ -12,14 +12,12 @@ verdict is the official harness's without the program's process deciding it.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
-from selfimprove.core.errors import ConfigError
 from selfimprove.core.types import Problem
 from selfimprove.grading.code import extract_program
 from selfimprove.grading.sandbox import JudgedProgram
-from selfimprove.tasks.base import registry
+from selfimprove.tasks.base import FileBackedTask, registry
 from selfimprove.tasks.jsonl import identify_source, read_records, require_str
 from selfimprove.tasks.programs import ProgramGrading, sandbox_limits
 
@@ -47,7 +45,7 @@ def load_humaneval(path: str | Path, split: str = "test") -> list[Problem]:
 
 
 @registry.register("humaneval")
-class HumanEvalTask(ProgramGrading):
+class HumanEvalTask(ProgramGrading, FileBackedTask):
     """`data`: a HumanEval-format JSONL file; sandbox `timeout` (seconds) and `memory_mb`."""
 
     name = "humaneval"
@@ -61,25 +59,17 @@ class HumanEvalTask(ProgramGrading):
         memory_mb: int = 1024,
         workers: int | None = None,
     ):
-        if data is None:
-            raise ConfigError(
-                "task 'humaneval' needs --data PATH to a HumanEval JSONL file "
-                "(task_id, prompt, canonical_solution, test, entry_point)"
-            )
-        self.data = data
+        FileBackedTask.__init__(
+            self, data, "a HumanEval JSONL file (task_id, prompt, canonical_solution, test, entry_point)"
+        )
         self.limits = sandbox_limits(timeout, cpu_seconds, memory_mb)
         self.workers = int(workers) if workers is not None else None
-        self._problems: list[Problem] | None = None
 
     def describe(self) -> dict:
         return {"task": self.name, "data": identify_source(self.data), "sandbox": self.sandbox_description()}
 
-    def problems(self, split: str = "test", limit: int | None = None) -> Iterator[Problem]:
-        if split != "test":
-            raise ConfigError("task 'humaneval' has only a test split")
-        if self._problems is None:
-            self._problems = load_humaneval(self.data)
-        yield from self._problems[:limit]
+    def load(self, source: str, split: str) -> list[Problem]:
+        return load_humaneval(source, split)
 
     def format_prompt(self, problem: Problem) -> str:
         return problem.question

@@ -10,13 +10,12 @@ from the four short problems below (written for this project), each ending in a 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 from selfimprove.core.errors import ConfigError, DataError
 from selfimprove.core.types import Problem
 from selfimprove.grading.math_answers import canonical_answer, extract_math_answer, last_boxed, math_equal
-from selfimprove.tasks.base import registry
+from selfimprove.tasks.base import FileBackedTask, registry
 from selfimprove.tasks.jsonl import identify_source, read_records, require_str
 from selfimprove.tasks.prompting import FEW_SHOT_STOP, few_shot_prompt
 
@@ -83,7 +82,7 @@ def load_math(path: str | Path, split: str = "test") -> list[Problem]:
 
 
 @registry.register("math")
-class MathTask:
+class MathTask(FileBackedTask):
     """`data`: a MATH / MATH-500 JSONL file (or hub name); `fewshot`: a file exemplars come from;
     `level`: only these levels (1-5, e.g. `3` or `1-2`)."""
 
@@ -91,11 +90,9 @@ class MathTask:
     stop = FEW_SHOT_STOP
 
     def __init__(self, data: str | None = None, fewshot: str | None = None, shots: int = 4, level: str | None = None):
-        if data is None:
-            raise ConfigError("task 'math' needs --data PATH to a MATH or MATH-500 JSONL file (problem, solution)")
-        self.data, self.fewshot, self.shots = data, fewshot, int(shots)
+        super().__init__(data, "a MATH or MATH-500 JSONL file (problem, solution)")
+        self.fewshot, self.shots = fewshot, int(shots)
         self.levels = _parse_levels(level)
-        self._cache: dict[str, list[Problem]] = {}
 
     def describe(self) -> dict:
         return {
@@ -106,24 +103,21 @@ class MathTask:
             "levels": sorted(self.levels) if self.levels else None,
         }
 
-    def _load(self, source: str, split: str) -> list[Problem]:
-        if source not in self._cache:
-            self._cache[source] = load_math(source, split)
-        return self._cache[source]
+    def load(self, source: str, split: str) -> list[Problem]:
+        return load_math(source, split)
 
-    def problems(self, split: str = "test", limit: int | None = None) -> Iterator[Problem]:
-        source = self.data if split == "test" else self.fewshot
-        if source is None:
-            raise ConfigError("task 'math' has no train file: pass -O fewshot=PATH")
-        chosen = [p for p in self._load(source, split) if not self.levels or p.metadata.get("level") in self.levels]
-        yield from chosen[:limit]
+    def split_files(self) -> dict[str, str | None]:
+        return {"test": self.data, "train": self.fewshot}
+
+    def select(self, problems: list[Problem]) -> list[Problem]:
+        return [p for p in problems if not self.levels or p.metadata.get("level") in self.levels]
 
     def exemplars(self) -> list[tuple[str, str]]:
         if self.shots == 0:
             return []
         if self.fewshot is None:
             return list(BUILTIN_EXEMPLARS[: self.shots])
-        pool = self._load(self.fewshot, "train")[: self.shots + 1]
+        pool = self.loaded("train")[: self.shots + 1]
         return [(p.question, f"{p.metadata['solution']} The answer is $\\boxed{{{p.reference}}}$.") for p in pool]
 
     def format_prompt(self, problem: Problem) -> str:

@@ -12,14 +12,13 @@ one script in the sandbox instead, and say so.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
-from selfimprove.core.errors import ConfigError, DataError
+from selfimprove.core.errors import DataError
 from selfimprove.core.types import Problem
 from selfimprove.grading.code import extract_program
 from selfimprove.grading.sandbox import JudgedProgram
-from selfimprove.tasks.base import registry
+from selfimprove.tasks.base import FileBackedTask, registry
 from selfimprove.tasks.jsonl import file_beside, identify_source, is_hub_name, read_records, require_str
 from selfimprove.tasks.programs import ProgramGrading, needs_program_objects, sandbox_limits
 
@@ -77,7 +76,7 @@ def mbpp_block(problem: Problem) -> str:
 
 
 @registry.register("mbpp")
-class MBPPTask(ProgramGrading):
+class MBPPTask(ProgramGrading, FileBackedTask):
     """`data`: the evaluated JSONL; `fewshot`: the prompt split (default `mbpp_prompt.jsonl` beside it);
     `train`: the train split; `challenge`: also run `challenge_test_list`; sandbox `timeout`, `memory_mb`."""
 
@@ -96,9 +95,7 @@ class MBPPTask(ProgramGrading):
         memory_mb: int = 1024,
         workers: int | None = None,
     ):
-        if data is None:
-            raise ConfigError("task 'mbpp' needs --data PATH to an MBPP JSONL file (task_id, text, code, test_list)")
-        self.data = data
+        FileBackedTask.__init__(self, data, "an MBPP JSONL file (task_id, text, code, test_list)")
         hub = is_hub_name(data)  # the hub dataset has all the splits
         self.fewshot = fewshot or (data if hub else file_beside(data, "mbpp_prompt.jsonl"))
         self.train = train or (data if hub else file_beside(data, "mbpp_train.jsonl"))
@@ -106,7 +103,6 @@ class MBPPTask(ProgramGrading):
         self.challenge = str(challenge).lower() in ("1", "true", "yes")
         self.limits = sandbox_limits(timeout, cpu_seconds, memory_mb)
         self.workers = int(workers) if workers is not None else None
-        self._cache: dict[tuple[str, str], list[Problem]] = {}
 
     def describe(self) -> dict:
         return {
@@ -118,21 +114,19 @@ class MBPPTask(ProgramGrading):
             "sandbox": self.sandbox_description(),
         }
 
-    def _load(self, source: str, split: str) -> list[Problem]:
-        if (source, split) not in self._cache:
-            self._cache[source, split] = load_mbpp(source, split)
-        return self._cache[source, split]
+    def load(self, source: str, split: str) -> list[Problem]:
+        return load_mbpp(source, split)
 
-    def problems(self, split: str = "test", limit: int | None = None) -> Iterator[Problem]:
-        source = {"test": self.data, "train": self.train, "prompt": self.fewshot}.get(split)
-        if source is None:
-            raise ConfigError(f"task 'mbpp' has no {split!r} split file (pass -O {split}=PATH)")
-        yield from self._load(source, split)[:limit]
+    def split_files(self) -> dict[str, str | None]:
+        return {"test": self.data, "train": self.train, "prompt": self.fewshot}
+
+    def missing_split(self, split: str) -> str:
+        return f"task 'mbpp' has no {split!r} split file (pass -O {split if split != 'prompt' else 'fewshot'}=PATH)"
 
     def exemplars(self) -> list[Problem]:
         if self.fewshot is None or self.shots == 0:
             return []
-        pool = {p.id: p for p in self._load(self.fewshot, "prompt")}
+        pool = {p.id: p for p in self.loaded("prompt")}
         chosen = [pool[str(i)] for i in EXEMPLAR_IDS if str(i) in pool] or list(pool.values())
         return chosen[: self.shots]
 

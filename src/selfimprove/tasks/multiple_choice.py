@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
 from pathlib import Path
 
-from selfimprove.core.errors import ConfigError, DataError
+from selfimprove.core.errors import DataError
 from selfimprove.core.types import Problem
 from selfimprove.grading.choices import extract_choice, split_option
-from selfimprove.tasks.base import registry
+from selfimprove.tasks.base import FileBackedTask, registry
 from selfimprove.tasks.jsonl import file_beside, identify_source, read_records, require_str
 from selfimprove.tasks.prompting import FEW_SHOT_STOP
 
@@ -141,7 +140,7 @@ def load_reclor(path: str | Path) -> list[Problem]:
     return problems
 
 
-class MultipleChoiceTask:
+class MultipleChoiceTask(FileBackedTask):
     """A context, a question and lettered options; the answer is a letter. `data`: the evaluated file;
     `fewshot`: a file exemplars come from (default: a `train*.jsonl` beside `data`); `shots`: how many."""
 
@@ -150,15 +149,15 @@ class MultipleChoiceTask:
     train_names: tuple[str, ...] = ("train.jsonl",)
 
     def __init__(self, data: str | None = None, fewshot: str | None = None, shots: int = 2, seed: int = 0):
-        if data is None:
-            raise ConfigError(f"task {self.name!r} needs --data PATH to its dataset file")
-        self.data = data
+        super().__init__(data, "its dataset file")
         self.fewshot = fewshot if fewshot is not None else file_beside(data, *self.train_names)
         self.shots, self.seed = int(shots), int(seed)
-        self._cache: dict[str, list[Problem]] = {}
 
     def load(self, source: str, split: str) -> list[Problem]:
         return load_logic_lm(source, split)
+
+    def split_files(self) -> dict[str, str | None]:
+        return {"test": self.data, "train": self.fewshot}
 
     def describe(self) -> dict:
         return {
@@ -169,21 +168,10 @@ class MultipleChoiceTask:
             "seed": self.seed,
         }
 
-    def _load(self, source: str, split: str) -> list[Problem]:
-        if source not in self._cache:
-            self._cache[source] = self.load(source, split)
-        return self._cache[source]
-
-    def problems(self, split: str = "test", limit: int | None = None) -> Iterator[Problem]:
-        source = self.data if split == "test" else self.fewshot
-        if source is None:
-            raise ConfigError(f"task {self.name!r} has no train file: pass -O fewshot=PATH")
-        yield from self._load(source, split)[:limit]
-
     def exemplars(self) -> list[Problem]:
         if self.fewshot is None or self.shots == 0:
             return []
-        pool = self._load(self.fewshot, "train")
+        pool = self.loaded("train")
         return random.Random(self.seed).sample(pool, min(len(pool), self.shots + 1))
 
     @staticmethod

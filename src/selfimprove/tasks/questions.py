@@ -21,7 +21,7 @@ from typing import Any
 from selfimprove.core.errors import ConfigError, DataError
 from selfimprove.core.types import Problem
 from selfimprove.grading.numeric import canonical_number, extract_number, numbers_equal
-from selfimprove.tasks.base import registry
+from selfimprove.tasks.base import TaskBase, registry
 from selfimprove.tasks.jsonl import identify_source, read_jsonl
 from selfimprove.tasks.prompting import FEW_SHOT_STOP, few_shot_prompt
 
@@ -87,7 +87,7 @@ def _grader_identity(grader: Callable[[str, str], bool]) -> str:
 
 
 @registry.register("questions")
-class QuestionsTask:
+class QuestionsTask(TaskBase):
     """`data`: a JSONL file of {question, answer[, id, solution]} (or pass `items` in Python); `answers`:
     numeric or exact; `grader`: your function (answer, reference) -> bool; `examples`: solved items shown
     first (their `solution` then "The answer is ..."); `train`: items (or a JSONL path) of the train split."""
