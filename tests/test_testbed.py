@@ -77,3 +77,24 @@ def test_a_nope_testbed_has_no_position_encoding_and_serves(tmp_path):
     assert HFEngine(model=str(result.merged)).describe()  # reloads through AutoModelForCausalLM
     with pytest.raises(ConfigError, match="positions must be one of"):
         testbed.build_model(tokenizer, testbed.TestbedSettings(positions="alibi"))
+
+
+def test_the_testbed_pipeline_reports_its_evaluation_per_level(tmp_path):
+    from selfimprove.runs.store import RunStore
+
+    settings = testbed.TestbedSettings(examples=64, hidden=32, layers=1, heads=2, epochs=1, batch_size=16)
+    report = testbed.testbed(tmp_path / "tb", settings, testbed.TestbedEvaluation(evaluate=3, eval_levels="1-2"))
+    assert report.trained_levels == [1, 2] and sorted(report.accuracy) == [1, 2]
+    store = RunStore(tmp_path / "tb" / "runs.sqlite")
+    runs = store.runs()
+    assert len(runs) == 2 and all(r["problems"] == 3 for r in runs)
+    by_level = {}
+    for r in runs:
+        rows = store.solutions(r["run_id"])
+        level = rows[0]["metadata"]["level"]
+        assert {row["metadata"]["level"] for row in rows} == {level}
+        by_level[level] = sum(bool(row["correct"]) for row in rows) / 3
+        assert all(len(row["samples"]) == 1 and row["samples"][0]["step"] == "greedy" for row in rows)
+    assert by_level == report.accuracy  # the report's numbers are the stored runs' numbers
+    skipped = testbed.testbed(tmp_path / "tb", settings, testbed.TestbedEvaluation(evaluate=0))
+    assert skipped.accuracy == {} and skipped.merged == report.merged

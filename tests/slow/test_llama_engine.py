@@ -72,9 +72,25 @@ def test_prompt_too_long_is_a_clear_error(llama_engine):
         llama_engine.generate(["word " * 5000], 1, Sampling(max_tokens=8))
 
 
-def test_chat_messages_are_rendered(llama_engine):
-    out = llama_engine.generate([[{"role": "user", "content": "Say hello."}]], 1, Sampling(max_tokens=8))
-    assert out[0][0].completion_tokens > 0
+def test_chat_messages_go_through_the_chat_template_or_a_plain_transcript(llama_engine):
+    from selfimprove.engines.base import plain_transcript
+
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello."}]
+    # The embedded Gemma is a base model: its GGUF has no chat template, so messages become a plain transcript.
+    assert not llama_engine._chat_template
+    out = llama_engine.generate([messages], 1, Sampling(max_tokens=8))
+    assert out[0][0].prompt_tokens == llama_engine.count_tokens(plain_transcript(messages))
+    # A GGUF that carries a template is rendered through it: the prompt the model sees is the template's.
+    template = "{% for m in messages %}<|{{ m.role }}|>{{ m.content }}\n{% endfor %}<|assistant|>"
+    saved = llama_engine._chat_template, llama_engine._chat_formatter
+    llama_engine._chat_template, llama_engine._chat_formatter = template, None
+    try:
+        rendered = "<|system|>Be brief.\n<|user|>Say hello.\n<|assistant|>"
+        assert llama_engine._render(messages) == rendered
+        out = llama_engine.generate([messages], 1, Sampling(max_tokens=8))
+        assert out[0][0].prompt_tokens == llama_engine.count_tokens(rendered)
+    finally:
+        llama_engine._chat_template, llama_engine._chat_formatter = saved
 
 
 def test_slots_are_refilled_as_sequences_finish(llama_engine):
