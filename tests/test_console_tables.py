@@ -32,7 +32,11 @@ def test_a_strategy_that_does_not_beat_its_greedy_baseline_says_so():
     from selfimprove.runs.metrics import RunMetrics
 
     def metrics(accuracy, greedy):
-        return RunMetrics(30, accuracy, greedy, {}, {}, 0.0, 0.0, 0.0, 0, 0.0, 0.0)
+        return RunMetrics(
+            problems=30, accuracy=accuracy, greedy_accuracy=greedy, maj_at_k={}, pass_at_k={},
+            completion_tokens_per_problem=0.0, prompt_tokens_per_problem=0.0, prompt_evaluated_per_problem=None,
+            seconds_per_problem=0.0, samples=0, voted_samples_per_problem=0.0, extraction_failure_rate=0.0,
+        )  # fmt: skip
 
     below = baseline_verdict("self-consistency", metrics(0.367, 0.433))
     assert below and "is below the greedy answer (43.3%)" in below and "36.7%" in below

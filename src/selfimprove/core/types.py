@@ -84,6 +84,9 @@ class Completion:
     finish_reason: str = "stop"
     seconds: float = 0.0
     logprobs: Sequence[float] | None = None
+    prompt_evaluated: int | None = None
+    """Prompt tokens the engine decoded for this completion's call (a prompt shared by n samples counts on the
+    first of them; a prefix reused from the cache, not at all); None where the engine does not say."""
 
 
 @dataclass
@@ -100,6 +103,8 @@ class SampleRecord:
     seconds: float
     detail: str | None = None
     """How the grade came about, where a task says (a code task: the sandbox's status and message)."""
+    prompt_evaluated: int | None = None
+    """Prompt tokens the engine decoded for it (see Completion); None where the engine does not say."""
     auxiliary: bool = False
     """A step whose text is not meant to hold an answer (Logic-of-Thought's extraction, least-to-most's
     decomposition, tree-of-thoughts' partial steps and ratings): left out of extraction failures."""

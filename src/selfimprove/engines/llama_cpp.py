@@ -5,6 +5,14 @@ into a unified KV cache with its tokens tagged by all of its samples' sequence i
 samples share the prompt's cache; then all live sequences (of one or several prompts) advance
 together, one token each per `llama_decode` call, each with its own sampler chain and seed.
 Slots freed by finished sequences are refilled with the next prompt's samples (continuous batching).
+
+Prefix cache: the KV of each decoded prompt is kept across prompts and calls under a sequence id of
+its own (a cache slot), within a token budget, least recently used evicted first. A new prompt
+starts from the cached prompt it shares the longest prefix with (`llama_memory_seq_cp`: in the
+unified cache the cells are shared, not copied) and decodes only the rest, so a few-shot prefix is
+evaluated once per run, a problem's greedy baseline and its samples share one evaluation, and a
+growing prompt (self-correct's second turn, tree-of-thoughts' children) reuses its parent's.
+`Completion.prompt_evaluated` says how many prompt tokens a call actually decoded.
 """
 
 from __future__ import annotations
@@ -82,8 +90,21 @@ class _Group:
     prompt_index: int
     tokens: list[int]
     sample_ids: tuple[int, ...]
-    kv_cost: int = 0  # KV cells reserved while admitted: the prompt once plus max_tokens per sample
+    kv_cost: int = 0  # KV cells reserved while admitted: the prompt's new tokens plus max_tokens per sample
     live: int = 0  # its sequences still generating
+    source: _CachedPrefix | None = None  # the cached prompt it started from (pinned while it runs)
+    common: int = 0  # prompt tokens taken from `source` instead of decoded
+    evaluated: int = 0  # prompt tokens decoded for it
+
+
+@dataclass
+class _CachedPrefix:
+    """A decoded prompt kept in the KV cache under a sequence id of its own."""
+
+    tokens: tuple[int, ...]
+    seq_id: int
+    last_used: int
+    pins: int = 0  # groups running from it: never evicted while pinned
 
 
 @registry.register("llama-cpp")
@@ -97,6 +118,9 @@ class LlamaCppEngine:
         n_batch: most prompt tokens per `llama_decode` call while prefilling.
         n_threads: CPU threads (default: all cores).
         verbose: let llama.cpp's own log lines through to stderr.
+        prefix_cache: most prompt tokens kept in the KV cache for reuse across prompts and calls (0: off).
+            Counted conservatively (shared cells once per cached prompt), and taken back when a batch needs room.
+        cache_slots: most cached prompts.
     """
 
     name = "llama-cpp"
@@ -109,6 +133,8 @@ class LlamaCppEngine:
         n_batch: int = 512,
         n_threads: int | None = None,
         verbose: bool = False,
+        prefix_cache: int = 4096,
+        cache_slots: int = 16,
     ):
         llama_cpp, internals = _import_llama_cpp()
         self._llama_cpp = llama_cpp
@@ -117,6 +143,10 @@ class LlamaCppEngine:
         self.n_ctx, self.max_parallel, self.n_batch = n_ctx, max_parallel, n_batch
         self.n_threads = n_threads or os.cpu_count() or 1
         self.verbose = verbose
+        self.prefix_cache = max(0, int(prefix_cache))
+        self.cache_slots = max(0, int(cache_slots)) if self.prefix_cache else 0
+        self._cache: list[_CachedPrefix] = []
+        self._tick = 0
 
         model_params = llama_cpp.llama_model_default_params()
         try:
@@ -127,7 +157,7 @@ class LlamaCppEngine:
         ctx_params.n_ctx = n_ctx
         ctx_params.n_batch = n_batch
         ctx_params.n_ubatch = n_batch
-        ctx_params.n_seq_max = max_parallel
+        ctx_params.n_seq_max = max_parallel + self.cache_slots
         ctx_params.n_threads = self.n_threads
         ctx_params.n_threads_batch = self.n_threads
         ctx_params.kv_unified = True
@@ -136,7 +166,7 @@ class LlamaCppEngine:
         except ValueError as exc:
             raise EngineError(f"llama.cpp could not create a context for {self.model_path}: {exc}") from exc
         self._vocab = self._model.vocab
-        self._batch = llama_cpp.llama_batch_init(max(n_batch, max_parallel), 0, max_parallel)
+        self._batch = llama_cpp.llama_batch_init(max(n_batch, max_parallel), 0, max_parallel + self.cache_slots)
         self._chat_formatter = None
         self._chat_template = self._model.metadata().get("tokenizer.chat_template")
 
@@ -180,12 +210,14 @@ class LlamaCppEngine:
                 pending.append(_Group(index, tokens, ids[start : start + per_group]))
 
         def finished(seq: _Sequence) -> None:
+            first_of_group = seq.sample_id == seq.group.sample_ids[0]
             completion = Completion(
                 text=seq.text,
                 prompt_tokens=seq.prompt_tokens,
                 completion_tokens=seq.n_generated,
                 finish_reason=seq.finish_reason or "length",
                 seconds=seq.seconds,
+                prompt_evaluated=seq.group.evaluated if first_of_group else 0,
             )
             results[seq.prompt_index][seq.sample_id] = completion
             if on_complete is not None:
@@ -199,23 +231,34 @@ class LlamaCppEngine:
     def _run(self, prompts: list[Prompt], pending: deque[_Group], sampling: Sampling, finished) -> None:
         lib = self._llama_cpp
         memory = lib.llama_get_memory(self._ctx.ctx)
-        lib.llama_memory_clear(memory, True)
+        for seq_id in range(self.max_parallel):  # sample slots start empty; cached prompts stay
+            lib.llama_memory_seq_rm(memory, seq_id, -1, -1)
         free_ids = list(range(self.max_parallel))
         live: list[_Sequence] = []
         kv_reserved = 0  # tokens reserved in the KV cache by admitted groups (worst case)
+        clean = False
 
         try:
             while pending or live:
                 # Admit whole groups while slots and KV room last; a group's prompt is decoded once.
                 while pending:
                     group = pending[0]
-                    group.kv_cost = len(group.tokens) + len(group.sample_ids) * sampling.max_tokens
-                    if len(group.sample_ids) > len(free_ids) or kv_reserved + group.kv_cost > self.n_ctx:
+                    group.source, group.common = self._longest_prefix(group.tokens)
+                    fresh = len(group.tokens) - group.common
+                    group.kv_cost = fresh + len(group.sample_ids) * sampling.max_tokens
+                    room = self.n_ctx - kv_reserved - self._cached_tokens()
+                    if len(group.sample_ids) > len(free_ids) or group.kv_cost > room:
+                        if len(group.sample_ids) <= len(free_ids) and (
+                            self._evict(keep=group.source) or self._evict()  # its own source goes last
+                        ):
+                            continue  # a cached prompt gave its cells back: try again
                         break
                     pending.popleft()
                     seq_ids = [free_ids.pop(0) for _ in group.sample_ids]
                     kv_reserved += group.kv_cost
                     group.live = len(seq_ids)
+                    if group.source is not None:
+                        group.source.pins += 1
                     live.extend(self._prefill(prompts[group.prompt_index], group, seq_ids, sampling))
                 if not live:
                     raise EngineError("llama.cpp scheduler stalled: a group does not fit in the context")
@@ -232,38 +275,32 @@ class LlamaCppEngine:
                     seq.group.live -= 1
                     if seq.group.live == 0:
                         kv_reserved -= seq.group.kv_cost
+                        if seq.group.source is not None:
+                            seq.group.source.pins -= 1
                     lib.llama_sampler_free(seq.sampler)
                     seq.sampler = None
                 live = still
                 free_ids.sort()
                 if live:
                     self._step(live, sampling)
+            clean = True
         finally:
             for seq in live:
                 if seq.sampler is not None:
                     lib.llama_sampler_free(seq.sampler)
-            lib.llama_memory_clear(memory, True)
+                lib.llama_memory_seq_rm(memory, seq.seq_id, -1, -1)
+            for entry in self._cache:
+                entry.pins = 0
+            if not clean:  # interrupted part way: the cache's state is not known, start again empty
+                lib.llama_memory_clear(memory, True)
+                self._cache.clear()
 
     def _prefill(self, prompt: Prompt, group: _Group, seq_ids: list[int], sampling: Sampling) -> list[_Sequence]:
         """Decode the prompt once, tagged with every sequence id, then sample each sequence's first token."""
-        lib, batch = self._llama_cpp, self._batch
+        lib = self._llama_cpp
         tokens = group.tokens
         started = time.perf_counter()
-        last_chunk_start = 0
-        for start in range(0, len(tokens), self.n_batch):
-            chunk = tokens[start : start + self.n_batch]
-            batch.n_tokens = len(chunk)
-            for i, token in enumerate(chunk):
-                batch.token[i] = token
-                batch.pos[i] = start + i
-                batch.n_seq_id[i] = len(seq_ids)
-                for j, seq_id in enumerate(seq_ids):
-                    batch.seq_id[i][j] = seq_id
-                batch.logits[i] = False
-            batch.logits[len(chunk) - 1] = True
-            self._decode()
-            last_chunk_start = start
-        last_index = len(tokens) - 1 - last_chunk_start
+        last_index = self._decode_prompt(group, seq_ids)
         sequences = []
         for sample_id, seq_id in zip(group.sample_ids, seq_ids):
             seq = _Sequence(
@@ -282,6 +319,60 @@ class LlamaCppEngine:
         for seq in sequences:
             seq.seconds += share
         return sequences
+
+    def _decode_prompt(self, group: _Group, seq_ids: list[int]) -> int:
+        """Decodes what the cache does not hold of the group's prompt, tagged with `seq_ids` (and with a cache
+        slot that keeps it); the batch index of the last token's logits."""
+        lib, batch = self._llama_cpp, self._batch
+        tokens = group.tokens
+        memory = lib.llama_get_memory(self._ctx.ctx)
+        if group.source is not None:  # the shared prefix's cells gain these sequences' ids
+            self._touch(group.source)
+            for seq_id in seq_ids:
+                lib.llama_memory_seq_cp(memory, group.source.seq_id, seq_id, 0, group.common)
+        kept = self._keep(tokens, group.source, group.common)
+        tags = seq_ids + ([kept.seq_id] if kept is not None else [])
+        if kept is not None:
+            kept.pins += 1  # not evicted half-filled (a decode short of room evicts unpinned prompts)
+        last_chunk_start = group.common
+        for start in range(group.common, len(tokens), self.n_batch):
+            chunk = tokens[start : start + self.n_batch]
+            batch.n_tokens = len(chunk)
+            for i, token in enumerate(chunk):
+                batch.token[i] = token
+                batch.pos[i] = start + i
+                batch.n_seq_id[i] = len(tags)
+                for j, seq_id in enumerate(tags):
+                    batch.seq_id[i][j] = seq_id
+                batch.logits[i] = False
+            batch.logits[len(chunk) - 1] = True
+            self._decode()
+            last_chunk_start = start
+        group.evaluated = len(tokens) - group.common
+        if kept is not None:
+            kept.pins -= 1
+        return len(tokens) - 1 - last_chunk_start
+
+    def next_token_logprobs(self, text: str, top: int = 10) -> dict[str, float]:
+        """The `top` most likely next tokens after `text` (its pieces as text) with their log-probabilities,
+        computed through the prefix cache like any prompt: what checks that the cache computes the same model."""
+        import numpy as np
+
+        lib = self._llama_cpp
+        memory = lib.llama_get_memory(self._ctx.ctx)
+        group = _Group(0, self._tokenize(text), (0,))
+        group.source, group.common = self._longest_prefix(group.tokens)
+        lib.llama_memory_seq_rm(memory, 0, -1, -1)
+        try:
+            last_index = self._decode_prompt(group, [0])
+            n_vocab = lib.llama_vocab_n_tokens(self._vocab)
+            logits = np.ctypeslib.as_array(lib.llama_get_logits_ith(self._ctx.ctx, last_index), shape=(n_vocab,))
+            logits = logits.astype(np.float64)
+            logprobs = logits - logits.max() - np.log(np.exp(logits - logits.max()).sum())
+            best = np.argsort(-logprobs)[:top]
+            return {self._piece(int(t)).decode("utf-8", "replace"): float(logprobs[t]) for t in best}
+        finally:
+            lib.llama_memory_seq_rm(memory, 0, -1, -1)
 
     def _step(self, live: list[_Sequence], sampling: Sampling) -> None:
         """Advance every live sequence by one token in a single decode call."""
@@ -319,10 +410,74 @@ class LlamaCppEngine:
         elif seq.n_generated >= sampling.max_tokens:
             seq.finish_reason = "length"
 
+    # -- prefix cache ----------------------------------------------------------------------------
+
+    def _cached_tokens(self) -> int:
+        return sum(len(entry.tokens) for entry in self._cache)
+
+    def _touch(self, entry: _CachedPrefix) -> None:
+        self._tick += 1
+        entry.last_used = self._tick
+
+    def _longest_prefix(self, tokens: list[int]) -> tuple[_CachedPrefix | None, int]:
+        """The cached prompt sharing the longest prefix with `tokens`, and that length; at least the last
+        token is always decoded (its logits start the samples)."""
+        best, best_length = None, 0
+        for entry in self._cache:
+            limit = min(len(entry.tokens), len(tokens) - 1)
+            length = 0
+            while length < limit and entry.tokens[length] == tokens[length]:
+                length += 1
+            if length > best_length:
+                best, best_length = entry, length
+        return best, best_length
+
+    def _evict(self, keep: _CachedPrefix | None = None) -> bool:
+        """Drops the least recently used unpinned cached prompt (never `keep`); False when none can go."""
+        candidates = [e for e in self._cache if e.pins == 0 and e is not keep]
+        if not candidates:
+            return False
+        victim = min(candidates, key=lambda e: e.last_used)
+        lib = self._llama_cpp
+        lib.llama_memory_seq_rm(lib.llama_get_memory(self._ctx.ctx), victim.seq_id, -1, -1)
+        self._cache.remove(victim)
+        return True
+
+    def _keep(self, tokens: list[int], source: _CachedPrefix | None, common: int) -> _CachedPrefix | None:
+        """A cache slot that will hold this prompt's KV once decoded (None: not kept). A cached prompt that is
+        a prefix of this one is replaced by it: the new entry holds the same cells and more."""
+        if not self.cache_slots or len(tokens) > self.prefix_cache:
+            return None
+        key = tuple(tokens)
+        for entry in self._cache:
+            if entry.tokens == key:
+                self._touch(entry)
+                return None  # already kept whole (only its last token is decoded again, for the logits)
+        while len(self._cache) >= self.cache_slots or self._cached_tokens() + len(tokens) > self.prefix_cache:
+            if not self._evict(keep=source):
+                return None
+        used = {entry.seq_id for entry in self._cache}
+        seq_id = next(i for i in range(self.max_parallel, self.max_parallel + self.cache_slots) if i not in used)
+        lib = self._llama_cpp
+        memory = lib.llama_get_memory(self._ctx.ctx)
+        if source is not None and common:
+            lib.llama_memory_seq_cp(memory, source.seq_id, seq_id, 0, common)
+        entry = _CachedPrefix(key, seq_id, 0)
+        self._touch(entry)
+        self._cache.append(entry)
+        if source is not None and common == len(source.tokens) and source.pins <= 1:
+            # The old prompt is a prefix of the new one; running groups keep their own tags on its cells.
+            lib.llama_memory_seq_rm(memory, source.seq_id, -1, -1)
+            self._cache.remove(source)
+            source.pins = 0
+        return entry
+
     # -- llama.cpp helpers -----------------------------------------------------------------------
 
     def _decode(self) -> None:
         code = self._llama_cpp.llama_decode(self._ctx.ctx, self._batch)
+        while code == 1 and self._evict():  # no KV slot: cached prompts give their cells back, then retry
+            code = self._llama_cpp.llama_decode(self._ctx.ctx, self._batch)
         if code != 0:
             raise EngineError(f"llama_decode returned {code} (1 = no KV slot: lower max_parallel or raise n_ctx)")
 

@@ -32,6 +32,8 @@ def metrics_table(run_id: str, label: str, strategy: str, m: RunMetrics) -> Tabl
         table.add_row("voted samples / problem", f"{m.voted_samples_per_problem:.2f}")
     table.add_row("generated tokens / problem", f"{m.completion_tokens_per_problem:.1f}")
     table.add_row("prompt tokens / problem", f"{m.prompt_tokens_per_problem:.1f}")
+    if m.prompt_evaluated_per_problem is not None:
+        table.add_row("  of them evaluated", f"{m.prompt_evaluated_per_problem:.1f}")
     table.add_row("seconds / problem", f"{m.seconds_per_problem:.2f}")
     table.add_row("extraction failures", f"{_pct(m.extraction_failure_rate)} of {m.samples} samples")
     if m.grade_statuses:

@@ -49,6 +49,7 @@ class RunMetrics:
     pass_at_k: dict[int, float]
     completion_tokens_per_problem: float
     prompt_tokens_per_problem: float
+    prompt_evaluated_per_problem: float | None
     seconds_per_problem: float
     samples: int
     voted_samples_per_problem: float
@@ -95,6 +96,15 @@ def _prompt_tokens(samples: list[dict[str, Any]]) -> int:
     return sum({x["step"]: x["prompt_tokens"] for x in samples}.values())
 
 
+def _prompt_evaluated(samples: list[dict[str, Any]], problems: int) -> float | None:
+    """Prompt tokens the engine actually decoded per problem (a prompt shared by n samples, or taken from the
+    prefix cache, counts as what it cost); None when some engine call did not say."""
+    values = [x.get("prompt_evaluated") for x in samples]
+    if not values or any(v is None for v in values):
+        return None
+    return sum(values) / problems
+
+
 def compute(
     solutions: Sequence[dict[str, Any]] | Sequence[Solution],
     step: str = "sample",
@@ -133,6 +143,7 @@ def compute(
         pass_at_k=passes,
         completion_tokens_per_problem=sum(x["completion_tokens"] for x in all_samples) / n,
         prompt_tokens_per_problem=sum(_prompt_tokens(s["samples"]) for s in solutions) / n,
+        prompt_evaluated_per_problem=_prompt_evaluated(all_samples, n),
         seconds_per_problem=sum(x["seconds"] for x in all_samples) / n,
         samples=len(all_samples),
         voted_samples_per_problem=sum(len(v) for v in voted) / n,

@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS completions (
     seconds REAL NOT NULL,
     session INTEGER NOT NULL,
     created REAL NOT NULL,
+    prompt_evaluated INTEGER,
     PRIMARY KEY (run_id, problem_id, step, sample)
 );
 CREATE TABLE IF NOT EXISTS solutions (
@@ -81,6 +82,9 @@ class RunStore:
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(solutions)")}
         if "question" not in columns:
             self._db.execute("ALTER TABLE solutions ADD COLUMN question TEXT")
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(completions)")}
+        if "prompt_evaluated" not in columns:
+            self._db.execute("ALTER TABLE completions ADD COLUMN prompt_evaluated INTEGER")
 
     def close(self) -> None:
         self._db.close()
@@ -128,7 +132,8 @@ class RunStore:
 
     def completions(self, run_id: str, problem_id: str, step: str) -> dict[int, Completion]:
         rows = self._db.execute(
-            "SELECT sample, text, prompt_tokens, completion_tokens, finish_reason, seconds FROM completions "
+            "SELECT sample, text, prompt_tokens, completion_tokens, finish_reason, seconds, prompt_evaluated "
+            "FROM completions "
             "WHERE run_id = ? AND problem_id = ? AND step = ?",
             (run_id, problem_id, step),
         )
@@ -139,6 +144,7 @@ class RunStore:
                 completion_tokens=r["completion_tokens"],
                 finish_reason=r["finish_reason"],
                 seconds=r["seconds"],
+                prompt_evaluated=r["prompt_evaluated"],
             )
             for r in rows
         }
@@ -148,7 +154,7 @@ class RunStore:
     ) -> None:
         self._db.execute(
             "INSERT INTO completions (run_id, problem_id, step, sample, text, prompt_tokens, completion_tokens, "
-            "finish_reason, seconds, session, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "finish_reason, seconds, session, created, prompt_evaluated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 run_id,
                 problem_id,
@@ -161,6 +167,7 @@ class RunStore:
                 completion.seconds,
                 session,
                 time.time(),
+                completion.prompt_evaluated,
             ),
         )
 

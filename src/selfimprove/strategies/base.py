@@ -111,6 +111,7 @@ def records_for(
                 completion_tokens=completion.completion_tokens,
                 prompt_tokens=completion.prompt_tokens,
                 seconds=completion.seconds,
+                prompt_evaluated=completion.prompt_evaluated,
                 detail=explain(problem, answer) if explain is not None else None,
                 auxiliary=auxiliary,
             )
