@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml scripts/llama_wheel.sh
 	touch $@
 
 demo: install
-	$(BIN)/selfimprove run --task arithmetic --strategy self-consistency --samples 8 --limit 30
+	$(BIN)/selfimprove run --task arithmetic --strategy self-consistency --samples 8 --temperature 0.5 --limit 30
 
 test: install
 	$(BIN)/ruff check src tests benchmarks
