@@ -344,7 +344,12 @@ class Sandbox:
                     close_fds=True,
                     pass_fds=(to_child_write, from_child_read, verdict_write),
                 )
-                child = self._start_child(root, work, spec, out, err)
+                try:
+                    child = self._start_child(root, work, spec, out, err)
+                except BaseException:
+                    _kill(judge)
+                    os.close(verdict_read)
+                    raise
             finally:  # the harness keeps only the verdict's end: the pipes' other holders are judge and child
                 for fd in (to_child_read, to_child_write, from_child_read, from_child_write, verdict_write):
                     os.close(fd)
