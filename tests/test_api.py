@@ -149,3 +149,24 @@ def test_unknown_names_are_spelled_right():
         si.strategies.get("nope")
     with pytest.raises(SelfImproveError, match="valid tasks: "):
         si.tasks.get("nope")
+
+
+def test_the_share_of_samples_that_ran_to_max_tokens_is_reported(tmp_path):
+    from dataclasses import replace
+
+    from rich.console import Console
+
+    from selfimprove.reports.console import metrics_table
+
+    class LoopsOnSampleZero(ScriptedEngine):
+        def generate(self, prompts, n, sampling, on_complete=None):
+            rows = super().generate(prompts, n, sampling)  # unannounced: the recorder stores what comes back
+            return [[replace(c, finish_reason="length") if i == 0 else c for i, c in enumerate(row)] for row in rows]
+
+    engine = LoopsOnSampleZero(lambda prompt, i: " 2 + 2 = 2 + 2 = 2 + 2 =")
+    result = si.run(si.ArithmeticTask(level=1), si.SelfConsistency(samples=4), engine, store=tmp_path / "r", limit=2)
+    assert result.metrics.length_stop_rate == pytest.approx(2 / 5)  # the greedy answer and sample 0 of 4, each
+    console = Console(width=100, record=True)
+    console.print(metrics_table(result.run_id, result.label, "self-consistency", result.metrics))
+    text = console.export_text()
+    assert "ran to max_tokens" in text and "40.0%" in text

@@ -105,6 +105,8 @@ class SampleRecord:
     """How the grade came about, where a task says (a code task: the sandbox's status and message)."""
     prompt_evaluated: int | None = None
     """Prompt tokens the engine decoded for it (see Completion); None where the engine does not say."""
+    finish_reason: str | None = None
+    """"stop" (end of text or a stop string) or "length" (it ran to max_tokens: a loop, or a long answer)."""
     auxiliary: bool = False
     """A step whose text is not meant to hold an answer (Logic-of-Thought's extraction, least-to-most's
     decomposition, tree-of-thoughts' partial steps and ratings): left out of extraction failures."""

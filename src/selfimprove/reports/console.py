@@ -36,6 +36,8 @@ def metrics_table(run_id: str, label: str, strategy: str, m: RunMetrics) -> Tabl
         table.add_row("  of them evaluated", f"{m.prompt_evaluated_per_problem:.1f}")
     table.add_row("seconds / problem", f"{m.seconds_per_problem:.2f}")
     table.add_row("extraction failures", f"{_pct(m.extraction_failure_rate)} of {m.samples} samples")
+    if m.length_stop_rate is not None:
+        table.add_row("ran to max_tokens", _pct(m.length_stop_rate))
     if m.grade_statuses:
         table.add_row("graded samples", ", ".join(f"{name} {count}" for name, count in m.grade_statuses.items()))
     return table

@@ -196,6 +196,7 @@ def render(views: list[RunView]) -> str:
         + (f" <span class=dim>[{_pct(v.interval[0])}, {_pct(v.interval[1])}]</span>" if v.interval else "")
         + f"</td><td>{_pct(v.metrics.greedy_accuracy)}</td><td>{_pass_at_k(v.metrics.pass_at_k)}</td>"
         f"<td>{_pct(v.metrics.extraction_failure_rate)} <span class=dim>of {v.metrics.samples}</span></td>"
+        f"<td>{_pct(v.metrics.length_stop_rate)}</td>"
         f"<td>{v.metrics.completion_tokens_per_problem:.0f}</td><td>{v.metrics.seconds_per_problem:.2f}</td></tr>"
         for v in views
     )
@@ -242,7 +243,8 @@ pre {{ white-space: pre-wrap; background: #f7f7f7; padding: .5em; }}
 <p class=dim>Generated {generated}. Everything below is computed from the run store.</p>
 <h2>Summary</h2>
 <table><tr><th>run</th><th>task · strategy · model</th><th>problems</th><th>accuracy [95% bootstrap]</th>
-<th>greedy CoT</th><th>pass@k</th><th>extraction failures</th><th>gen. tokens / problem</th><th>s / problem</th></tr>
+<th>greedy CoT</th><th>pass@k</th><th>extraction failures</th><th>ran to max_tokens</th><th>gen. tokens / problem</th>
+<th>s / problem</th></tr>
 {summary}</table>
 {configs}
 <h2>Curves</h2>{figures}

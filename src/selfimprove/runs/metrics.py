@@ -54,6 +54,9 @@ class RunMetrics:
     samples: int
     voted_samples_per_problem: float
     extraction_failure_rate: float
+    length_stop_rate: float | None = None
+    """Share of answer samples that ran to max_tokens (repetition loops show here); None for rows stored before
+    samples carried their finish reason."""
     by_level: dict[str, dict[str, Any]] = field(default_factory=dict)
     by_subject: dict[str, dict[str, Any]] = field(default_factory=dict)
     grade_statuses: dict[str, int] = field(default_factory=dict)
@@ -152,6 +155,9 @@ def compute(
         )
         or 0.0,
     )
+    answering = [x for x in all_samples if not is_auxiliary(x)]
+    if answering and all(x.get("finish_reason") for x in answering):
+        metrics.length_stop_rate = sum(x["finish_reason"] == "length" for x in answering) / len(answering)
     statuses = [x["detail"].split(":", 1)[0] for x in all_samples if x.get("detail")]
     metrics.grade_statuses = dict(sorted(Counter(statuses).items(), key=lambda item: -item[1]))
     metrics.by_level = _breakdown(solutions, "level", step)

@@ -112,6 +112,7 @@ def records_for(
                 prompt_tokens=completion.prompt_tokens,
                 seconds=completion.seconds,
                 prompt_evaluated=completion.prompt_evaluated,
+                finish_reason=completion.finish_reason,
                 detail=explain(problem, answer) if explain is not None else None,
                 auxiliary=auxiliary,
             )
