@@ -10,6 +10,8 @@ the CLI's), so calling `run` again with the same settings resumes instead of rec
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,9 +43,22 @@ class RunResult:
     completions_generated: int
 
 
-def _named(kind: str, registry: Any, value: Any) -> Any:
+def _named(registry: Any, value: Any) -> Any:
     """A registered name builds that part with its defaults; anything else is used as given."""
     return registry.get(value)() if isinstance(value, str) else value
+
+
+@contextmanager
+def _opened(store: RunStore | str | Path | None) -> Iterator[RunStore]:
+    """The store given, or the one at that path (default: the CLI's), closed afterwards only if opened here."""
+    if isinstance(store, RunStore):
+        yield store
+        return
+    opened = RunStore(store or default_store_path())
+    try:
+        yield opened
+    finally:
+        opened.close()
 
 
 def run(
@@ -65,44 +80,37 @@ def run(
     "cot", "llama-cpp": the embedded model). An engine built here from a name is closed here; one you
     pass stays yours to close. `store`: a RunStore or a path (default: the CLI's store). `unlabeled` hides the
     references (self-training's view of a train split: nothing is graded against a label)."""
-    the_task = _named("task", tasks, task)
-    the_strategy = _named("strategy", strategies, strategy)
-    the_engine = _named("engine", engines, engine)
-    owned_store = not isinstance(store, RunStore)
-    run_store = store if isinstance(store, RunStore) else RunStore(store or default_store_path())
+    the_task = _named(tasks, task)
+    the_strategy = _named(strategies, strategy)
+    the_engine = _named(engines, engine)
     try:
-        outcome = runner.execute(
-            the_task, the_strategy, the_engine, run_store,
-            limit=limit, batch_size=batch_size, show_progress=progress, split=split, unlabeled=unlabeled,
-        )  # fmt: skip
-        rows = [r for r in run_store.solutions(outcome.run_id) if limit is None or r["position"] < limit]
-        return RunResult(
-            run_id=outcome.run_id,
-            label=run_store.label(outcome.run_id),
-            metrics=metrics.compute(rows),
-            turns=metrics.turn_metrics(rows),
-            solutions=rows,
-            store=run_store.path,
-            completions_reused=outcome.completions_reused,
-            completions_generated=outcome.completions_generated,
-        )
+        with _opened(store) as run_store:
+            outcome = runner.execute(
+                the_task, the_strategy, the_engine, run_store,
+                limit=limit, batch_size=batch_size, show_progress=progress, split=split, unlabeled=unlabeled,
+            )  # fmt: skip
+            rows = [r for r in run_store.solutions(outcome.run_id) if limit is None or r["position"] < limit]
+            return RunResult(
+                run_id=outcome.run_id,
+                label=run_store.label(outcome.run_id),
+                metrics=metrics.compute(rows),
+                turns=metrics.turn_metrics(rows),
+                solutions=rows,
+                store=run_store.path,
+                completions_reused=outcome.completions_reused,
+                completions_generated=outcome.completions_generated,
+            )
     finally:
         if isinstance(engine, str):
             the_engine.close()
-        if owned_store:
-            run_store.close()
 
 
 def report(run_ids: list[str], out: str | Path, store: RunStore | str | Path | None = None) -> Path:
     """One self-contained HTML page (plots, tables, a trace browser) of these runs of the store."""
     from selfimprove.reports.html import build_report
 
-    run_store = store if isinstance(store, RunStore) else RunStore(store or default_store_path())
-    try:
+    with _opened(store) as run_store:
         html = build_report(run_store, list(run_ids))
-    finally:
-        if not isinstance(store, RunStore):
-            run_store.close()
     path = Path(out)
     path.write_text(html, encoding="utf-8")
     return path

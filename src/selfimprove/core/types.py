@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from selfimprove.core.validation import require_sampling_ranges
+
 ChatMessages = list[dict[str, str]]
 PromptContent = str | ChatMessages
 
@@ -33,8 +35,6 @@ class Sampling:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        from selfimprove.core.validation import require_sampling_ranges  # validation imports errors, not types
-
         require_sampling_ranges(self)
 
     @property

@@ -94,6 +94,7 @@ class _Group:
     live: int = 0  # its sequences still generating
     source: _CachedPrefix | None = None  # the cached prompt it started from (pinned while it runs)
     common: int = 0  # prompt tokens taken from `source` instead of decoded
+    looked_up: int = -1  # the cache's version when source and common were found
     evaluated: int = 0  # prompt tokens decoded for it
 
 
@@ -146,6 +147,7 @@ class LlamaCppEngine:
         self.prefix_cache = max(0, int(prefix_cache))
         self.cache_slots = max(0, int(cache_slots)) if self.prefix_cache else 0
         self._cache: list[_CachedPrefix] = []
+        self._cache_version = 0  # changes when a prompt enters or leaves the cache
         self._tick = 0
 
         model_params = llama_cpp.llama_model_default_params()
@@ -243,7 +245,9 @@ class LlamaCppEngine:
                 # Admit whole groups while slots and KV room last; a group's prompt is decoded once.
                 while pending:
                     group = pending[0]
-                    group.source, group.common = self._longest_prefix(group.tokens)
+                    if group.looked_up != self._cache_version:  # a waiting group is not searched again each step
+                        group.source, group.common = self._longest_prefix(group.tokens)
+                        group.looked_up = self._cache_version
                     fresh = len(group.tokens) - group.common
                     group.kv_cost = fresh + len(group.sample_ids) * sampling.max_tokens
                     room = self.n_ctx - kv_reserved - self._cached_tokens()
@@ -294,6 +298,7 @@ class LlamaCppEngine:
             if not clean:  # interrupted part way: the cache's state is not known, start again empty
                 lib.llama_memory_clear(memory, True)
                 self._cache.clear()
+                self._cache_version += 1
 
     def _prefill(self, prompt: Prompt, group: _Group, seq_ids: list[int], sampling: Sampling) -> list[_Sequence]:
         """Decode the prompt once, tagged with every sequence id, then sample each sequence's first token."""
@@ -441,6 +446,7 @@ class LlamaCppEngine:
         lib = self._llama_cpp
         lib.llama_memory_seq_rm(lib.llama_get_memory(self._ctx.ctx), victim.seq_id, -1, -1)
         self._cache.remove(victim)
+        self._cache_version += 1
         return True
 
     def _keep(self, tokens: list[int], source: _CachedPrefix | None, common: int) -> _CachedPrefix | None:
@@ -465,6 +471,7 @@ class LlamaCppEngine:
         entry = _CachedPrefix(key, seq_id, 0)
         self._touch(entry)
         self._cache.append(entry)
+        self._cache_version += 1
         if source is not None and common == len(source.tokens) and source.pins <= 1:
             # The old prompt is a prefix of the new one; running groups keep their own tags on its cells.
             lib.llama_memory_seq_rm(memory, source.seq_id, -1, -1)

@@ -302,8 +302,7 @@ class Sandbox:
             timed_out = not _wait(process, self.limits.wall_seconds)
             _kill(process)
         seconds = time.perf_counter() - started
-        stdout = _tail(root / "stdout", self.limits.output_chars)
-        stderr = _tail(root / "stderr", self.limits.output_chars)
+        stdout, stderr = self._outputs(root)
         if timed_out:
             status, message = self._wall_clock()
         elif (record := _read_result(work / "result", spec["nonce"])) is not None:
@@ -366,8 +365,7 @@ class Sandbox:
                 _wait(child, 1.0)  # it has ended (or is ending): its exit status says how
             _kill(child)
         seconds = time.perf_counter() - started
-        stdout = _tail(root / "stdout", self.limits.output_chars)
-        stderr = _tail(root / "stderr", self.limits.output_chars)
+        stdout, stderr = self._outputs(root)
         if timed_out:
             status, message = self._wall_clock()
         elif verdict is None:
@@ -378,6 +376,10 @@ class Sandbox:
         else:
             status, message = verdict["status"], verdict["message"]
         return SandboxResult(status, message, seconds, stdout, stderr)
+
+    def _outputs(self, root: Path) -> tuple[str, str]:
+        """The end of the child's stdout and stderr, as much as a result keeps."""
+        return _tail(root / "stdout", self.limits.output_chars), _tail(root / "stderr", self.limits.output_chars)
 
     def _wall_clock(self) -> tuple[str, str]:
         return "timeout", f"still running after the wall-clock limit of {self.limits.wall_seconds:g} s; killed"
@@ -398,7 +400,8 @@ class Sandbox:
         return "error", f"exited with code {code} before its tests finished {last[0]}".strip()
 
 
-def names_needed(tests: str) -> set[str]:
+@functools.lru_cache(maxsize=4096)
+def names_needed(tests: str) -> frozenset[str]:
     """Names the tests read but never bind themselves: what they may need from the program."""
     tree = ast.parse(tests)
     read, bound = set(), set()
@@ -411,14 +414,14 @@ def names_needed(tests: str) -> set[str]:
             bound.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
         elif isinstance(node, ast.arg):
             bound.add(node.arg)
-    return read - bound
+    return frozenset(read - bound)
 
 
-def _names_or_none(tests: str) -> set[str]:
+def _names_or_none(tests: str) -> frozenset[str]:
     try:
         return names_needed(tests)
     except SyntaxError:
-        return set()  # the judge compiles the tests and reports their syntax error
+        return frozenset()  # the judge compiles the tests and reports their syntax error
 
 
 def _wait(process: subprocess.Popen, seconds: float) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import functools
 import warnings
 from collections.abc import Sequence
 
@@ -26,6 +27,7 @@ def sandbox_limits(timeout: float, cpu_seconds: int | None, memory_mb: int) -> L
     return Limits(cpu_seconds=cpu, wall_seconds=float(timeout), memory_bytes=int(memory_mb) << 20)
 
 
+@functools.lru_cache(maxsize=4096)  # asked once per candidate; the answer is the problem's
 def needs_program_objects(tests: str, setup: str, reference: str | None) -> str | None:
     """Why these tests cannot be judged across the pipe, or None when they can: the setup reads names it never
     defines (it builds inputs from the program's objects), or the tests use a class the reference solution

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +81,7 @@ def score(
         report.trained["warm-up"] = start
     modes = [settings.mode] + (["single-turn"] if pipeline.baseline and settings.mode != "single-turn" else [])
     for name in modes:
-        trainer = ScoreTrainer(task, start, out / name, _with_mode(settings, name), device=pipeline.device, log=log)
+        trainer = ScoreTrainer(task, start, out / name, replace(settings, mode=name), device=pipeline.device, log=log)
         report.trained[name] = str(trainer.train())
         report.curves[name] = training_curve(trainer.logs())
     from accelerate import PartialState
@@ -99,12 +99,6 @@ def score(
         run_store.close()
     (out / "report.json").write_text(json.dumps(report.evaluation, indent=2))
     return report
-
-
-def _with_mode(settings: ScoreSettings, mode: str) -> ScoreSettings:
-    from dataclasses import replace
-
-    return replace(settings, mode=mode)
 
 
 def _warm_up(
