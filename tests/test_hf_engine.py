@@ -76,3 +76,38 @@ def test_sample_rows_return_the_token_ids_drawn(engine):
     )
     assert engine.tokenizer.decode(cut_ids) == greedy_text[: greedy_text.index(stop) + 1]  # through the stop, no pad
     assert cut.text == greedy_text[: greedy_text.index(stop)]
+
+
+def test_sampled_logprobs_are_the_teacher_forced_ones(engine):
+    """Each generated token's log-probability, as sampling reports it, is what scoring the finished text gives,
+    whatever the temperature (they are the model's, before the sampler); the top alternatives start with the
+    greedy token."""
+    prompt = engine.encode_prompt("abc")
+    for sampling in (
+        Sampling(max_tokens=8, logprobs=True, top_logprobs=3),
+        Sampling(temperature=1.5, max_tokens=8, seed=2, top_logprobs=3),
+    ):
+        ((ids, completion),) = engine.sample_rows([prompt], [5], sampling)
+        produced = ids[: completion.completion_tokens]
+        scored = engine.token_logprobs(prompt + produced)[len(prompt) - 1 :]
+        assert len(completion.logprobs) == len(produced) == len(completion.top_logprobs)
+        assert completion.logprobs == pytest.approx(scored, abs=1e-4)
+        for value, top in zip(completion.logprobs, completion.top_logprobs):
+            assert len(top) == 3 and top[0][1] >= top[1][1] >= top[2][1] and value <= top[0][1] + 1e-6
+        if sampling.greedy:
+            assert [top[0][0] for top in completion.top_logprobs] == [engine.tokenizer.decode([t]) for t in produced]
+    plain = engine.generate(["abc"], 1, Sampling(max_tokens=4))[0][0]
+    assert plain.logprobs is None and plain.top_logprobs is None  # only when asked
+
+
+def test_repetition_penalties_act_on_generated_tokens(engine):
+    """Penalties off is plain greedy; a huge repeat penalty lets no generated token come twice (the character
+    tokenizer: one token per character, special ones aside); a window of 2 only keeps 3 in a row distinct."""
+    plain = engine.generate(["abc"], 1, Sampling(max_tokens=24))[0][0].text
+    assert len(set(plain)) < len(plain)  # the random model repeats itself
+    assert engine.generate(["abc"], 1, Sampling(max_tokens=24, repeat_penalty=1.0))[0][0].text == plain
+    penalised = engine.generate(["abc"], 1, Sampling(max_tokens=24, repeat_penalty=1e6))[0][0].text
+    assert len(set(penalised)) == len(penalised) >= 20
+    windowed = engine.generate(["abc"], 1, Sampling(max_tokens=24, repeat_penalty=1e6, penalty_window=2))[0][0].text
+    assert all(len(set(windowed[i : i + 3])) == 3 for i in range(len(windowed) - 2))
+    assert windowed != penalised

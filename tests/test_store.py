@@ -114,3 +114,23 @@ def test_stores_from_before_the_question_column_are_migrated(tmp_path):
     outcome = runner.execute(ArithmeticTask(), ChainOfThought(), CountingEngine(), store, limit=1, show_progress=False)
     assert store.solutions(outcome.run_id)[0]["question"].startswith(next(ArithmeticTask().problems()).question[:10])
     store.close()
+
+
+def test_log_probabilities_are_stored_with_their_completion(tmp_path):
+    from selfimprove.core.errors import ConfigError
+    from selfimprove.core.types import Completion, Sampling
+
+    store = RunStore(tmp_path / "s.sqlite")
+    store.open_run("r", "label", {})
+    with_logprobs = Completion(
+        "ab", 3, 2, logprobs=[-0.5, -1.25], top_logprobs=[[("a", -0.5), ("b", -2.0)], [("b", -1.25)]]
+    )
+    store.add_completion("r", "p", "sample", 0, with_logprobs, 1)
+    store.add_completion("r", "p", "sample", 1, Completion("c", 3, 1), 1)
+    got = store.completions("r", "p", "sample")
+    assert got[0].logprobs == [-0.5, -1.25] and got[0].top_logprobs == [[("a", -0.5), ("b", -2.0)], [("b", -1.25)]]
+    assert got[1].logprobs is None and got[1].top_logprobs is None
+    with pytest.raises(ConfigError, match=r"repeat_penalty = 0 \(--repeat-penalty\): must be > 0"):
+        Sampling(repeat_penalty=0)
+    with pytest.raises(ConfigError, match="frequency_penalty"):
+        Sampling(frequency_penalty=3)

@@ -102,3 +102,25 @@ def test_slots_are_refilled_as_sequences_finish(llama_engine):
         out = llama_engine.generate(ps, 4, Sampling(temperature=1.0, max_tokens=300, stop=task.stop, seed=seed))
         assert [len(row) for row in out] == [4] * 8
         assert all(c.finish_reason in ("stop", "length") for row in out for c in row)
+
+
+def test_logprobs_when_asked_leave_the_samples_as_they_were(llama_engine, prompts):
+    _, prompts = prompts
+    sampling = Sampling(temperature=0.8, top_k=40, max_tokens=24, seed=2)
+    llama_engine.generate(prompts, 3, sampling)  # now the prompts are cached: both calls below start from there
+    plain = llama_engine.generate(prompts, 3, sampling)
+    scored = llama_engine.generate(prompts, 3, Sampling(**{**sampling.__dict__, "logprobs": True, "top_logprobs": 4}))
+    assert [[c.text for c in row] for row in scored] == [[c.text for c in row] for row in plain]
+    for completion in (c for row in scored for c in row):
+        assert len(completion.logprobs) == completion.completion_tokens == len(completion.top_logprobs)
+        assert all(v <= 0 for v in completion.logprobs)
+        assert all(len(top) == 4 and top[0][1] >= top[-1][1] for top in completion.top_logprobs)
+    assert all(c.logprobs is None for row in plain for c in row)
+
+
+def test_repetition_penalties_change_greedy_only_when_on(llama_engine):
+    prompt = "List the numbers: 1, 2, 3,"
+    plain = llama_engine.generate([prompt], 1, Sampling(max_tokens=40))[0][0].text
+    assert llama_engine.generate([prompt], 1, Sampling(max_tokens=40, repeat_penalty=1.0))[0][0].text == plain
+    penalised = llama_engine.generate([prompt], 1, Sampling(max_tokens=40, repeat_penalty=1.5, presence_penalty=1.0))
+    assert penalised[0][0].text != plain

@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from selfimprove.core.errors import EngineError
+from selfimprove.core.errors import ConfigError, EngineError
 from selfimprove.core.types import Prompt, Sampling
 from selfimprove.engines.openai_compat import OpenAICompatEngine
 
@@ -42,6 +42,8 @@ def server(embedded_model):
             "gemma-embedded",
             "--verbose",
             "false",
+            "--logits_all",  # its /completions returns logprobs only then
+            "true",
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -87,6 +89,24 @@ def test_n_samples_from_a_server(server):
         [Prompt(prompt, problem_id="p")], 3, Sampling(temperature=0.9, max_tokens=24, stop=("\nQuestion:",), seed=5)
     )
     assert [c.text for c in again[0]] == [c.text for c in out[0]]
+    engine.close()
+
+
+def test_logprobs_and_penalties_through_a_server(server):
+    """Log-probabilities come back from /completions as the in-process engines give them (token, top-k); the API's
+    frequency and presence penalties reach the server; what the API lacks (repeat_penalty) is refused by name."""
+    engine = OpenAICompatEngine(base_url=server)
+    prompt = "Question: Ann has 3 apples. She buys 2 more. How many apples does Ann have?\nAnswer:"
+    (completion,) = engine.generate([prompt], 1, Sampling(max_tokens=16, logprobs=True, top_logprobs=2))[0]
+    assert len(completion.logprobs) == len(completion.top_logprobs) > 0
+    assert all(v <= 0 for v in completion.logprobs)
+    assert all(len(top) == 2 and top[0][1] >= top[1][1] for top in completion.top_logprobs)
+    assert "".join(top[0][0] for top in completion.top_logprobs).startswith(completion.text[:8])  # greedy
+    plain = engine.generate([prompt], 1, Sampling(max_tokens=40))[0][0].text
+    penalised = engine.generate([prompt], 1, Sampling(max_tokens=40, frequency_penalty=2.0, presence_penalty=2.0))
+    assert penalised[0][0].text != plain
+    with pytest.raises(ConfigError, match="repeat_penalty"):
+        engine.generate([prompt], 1, Sampling(max_tokens=4, repeat_penalty=1.2))
     engine.close()
 
 

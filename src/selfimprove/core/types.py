@@ -25,7 +25,15 @@ class Problem:
 
 @dataclass(frozen=True)
 class Sampling:
-    """Decoding settings. temperature 0 means greedy. `seed` makes sampling repeatable."""
+    """Decoding settings. temperature 0 means greedy. `seed` makes sampling repeatable.
+
+    The repetition penalties act on the tokens this completion has generated (never the prompt's: a few-shot
+    prompt's digits and phrasing are not repetitions), with llama.cpp's rule: a token seen c times in the
+    window has its logit divided by `repeat_penalty` (multiplied when negative), then lowered by
+    c * frequency_penalty + (c > 0) * presence_penalty (OpenAI's rule for the last two). They apply before
+    greedy choice too, so off (the defaults) greedy stays the papers' greedy. An engine that cannot honour
+    one refuses it by name.
+    """
 
     temperature: float = 0.0
     top_p: float = 1.0
@@ -33,6 +41,18 @@ class Sampling:
     max_tokens: int = 256
     stop: tuple[str, ...] = ()
     seed: int = 0
+    repeat_penalty: float = 1.0
+    """Divides the logits of tokens already generated (1: off; llama.cpp's and transformers' repetition penalty)."""
+    frequency_penalty: float = 0.0
+    """Subtracted from a token's logit once per time it was generated (0: off; -2..2 as in the OpenAI API)."""
+    presence_penalty: float = 0.0
+    """Subtracted from a token's logit once it was generated at all (0: off; -2..2)."""
+    penalty_window: int = 0
+    """How many of the latest generated tokens the penalties look at (0: all of them)."""
+    logprobs: bool = False
+    """Return the log-probability the model gave each generated token (`Completion.logprobs`)."""
+    top_logprobs: int = 0
+    """Also return, per generated token, the k most likely tokens and their log-probabilities (0: none)."""
 
     def __post_init__(self) -> None:
         require_sampling_ranges(self)
@@ -40,6 +60,14 @@ class Sampling:
     @property
     def greedy(self) -> bool:
         return self.temperature <= 0.0
+
+    @property
+    def penalized(self) -> bool:
+        return self.repeat_penalty != 1.0 or self.frequency_penalty != 0.0 or self.presence_penalty != 0.0
+
+    @property
+    def wants_logprobs(self) -> bool:
+        return self.logprobs or self.top_logprobs > 0
 
 
 @dataclass(frozen=True)
@@ -84,6 +112,10 @@ class Completion:
     finish_reason: str = "stop"
     seconds: float = 0.0
     logprobs: Sequence[float] | None = None
+    """The model's log-probability of each generated token (before temperature, top-k and top-p, as vLLM and the
+    OpenAI API report it; an end token is not included), where `Sampling.logprobs` asked and the engine can."""
+    top_logprobs: Sequence[Sequence[tuple[str, float]]] | None = None
+    """Per generated token, the `Sampling.top_logprobs` most likely (token text, log-probability), best first."""
     prompt_evaluated: int | None = None
     """Prompt tokens the engine decoded for this completion's call (a prompt shared by n samples counts on the
     first of them; a prefix reused from the cache, not at all); None where the engine does not say."""
@@ -107,6 +139,11 @@ class SampleRecord:
     """Prompt tokens the engine decoded for it (see Completion); None where the engine does not say."""
     finish_reason: str | None = None
     """"stop" (end of text or a stop string) or "length" (it ran to max_tokens: a loop, or a long answer)."""
+    mean_logprob: float | None = None
+    """Its tokens' mean log-probability (the length-normalised sequence log-probability), where the engine gave
+    log-probabilities."""
+    confidence: float | None = None
+    """A confidence a strategy gave the trace (DeepConf's lowest group confidence), where one did."""
     auxiliary: bool = False
     """A step whose text is not meant to hold an answer (Logic-of-Thought's extraction, least-to-most's
     decomposition, tree-of-thoughts' partial steps and ratings): left out of extraction failures."""

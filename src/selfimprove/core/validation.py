@@ -19,6 +19,11 @@ SAMPLING_RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "top_k": (0, None, False),
     "max_tokens": (1, None, False),
     "seed": (0, None, False),
+    "repeat_penalty": (0, None, True),
+    "frequency_penalty": (-2, 2, False),
+    "presence_penalty": (-2, 2, False),
+    "penalty_window": (0, None, False),
+    "top_logprobs": (0, 20, False),
 }
 
 

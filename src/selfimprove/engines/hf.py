@@ -20,6 +20,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +132,69 @@ class SeededSampler:
         )
         out = torch.full_like(scores, float("-inf"))
         return out.scatter(-1, chosen, 0.0)
+
+
+class RepetitionPenalties:
+    """A logits processor applying `Sampling`'s repetition penalties to the tokens each row has generated
+    (after `prompt_width`), by llama.cpp's rule, so both engines penalise alike."""
+
+    def __init__(self, sampling: Sampling, prompt_width: int):
+        self.sampling, self.width = sampling, prompt_width
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        torch, _ = import_torch_stack()
+        generated = input_ids[:, self.width :]
+        if self.sampling.penalty_window:
+            generated = generated[:, -self.sampling.penalty_window :]
+        scores = scores.clone()
+        for row, tokens in enumerate(generated):
+            if tokens.numel() == 0:
+                continue
+            seen, counts = torch.unique(tokens, return_counts=True)
+            logits = scores[row, seen]
+            penalty = self.sampling.repeat_penalty
+            logits = torch.where(logits <= 0, logits * penalty, logits / penalty)
+            logits = logits - counts.to(logits.dtype) * self.sampling.frequency_penalty - self.sampling.presence_penalty
+            scores[row, seen] = logits
+        return scores
+
+
+class LogprobRecorder:
+    """A logits processor placed first, so it sees the model's raw scores: it keeps each step's log-softmax until
+    the next step shows which token was drawn, and the `top` likeliest tokens of every step."""
+
+    def __init__(self, top: int):
+        self.top = top
+        self.previous: Any = None
+        self.chosen: list[list[float]] = []  # per step, per row
+        self.best: list[tuple[list[list[int]], list[list[float]]]] = []
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        torch, _ = import_torch_stack()
+        self._take(input_ids[:, -1])
+        self.previous = torch.log_softmax(scores.float(), dim=-1)
+        if self.top:
+            values, ids = torch.topk(self.previous, self.top, dim=-1)
+            self.best.append((ids.tolist(), values.tolist()))
+        return scores
+
+    def _take(self, drawn: Any) -> None:
+        if self.previous is not None:
+            self.chosen.append(self.previous.gather(-1, drawn[:, None]).squeeze(-1).tolist())
+            self.previous = None
+
+    def finish(self, last_drawn: Any) -> None:
+        """The last step's drawn tokens (generation ends without another call)."""
+        self._take(last_drawn)
+
+    def row(self, index: int, length: int, tokenizer: Any) -> tuple[list[float], list[list[tuple[str, float]]]]:
+        """Row `index`'s first `length` tokens: their log-probabilities and top alternatives."""
+        logprobs = [step[index] for step in self.chosen[:length]]
+        top = [
+            [(tokenizer.decode([t]), v) for t, v in zip(ids[index], values[index])]
+            for ids, values in self.best[:length]
+        ]
+        return logprobs, top
 
 
 class StopOnStrings:
@@ -275,7 +339,12 @@ class HFEngine:
             eos_token_id=sorted(self.end_ids()),
         )
         stopping = StoppingCriteriaList([StopOnStrings(self.tokenizer, sampling.stop, width)] if sampling.stop else [])
-        processors = LogitsProcessorList([] if sampling.greedy else [SeededSampler(sampling, seeds, self.device)])
+        recorder = LogprobRecorder(sampling.top_logprobs) if sampling.wants_logprobs else None
+        processors = LogitsProcessorList(
+            ([recorder] if recorder is not None else [])
+            + ([RepetitionPenalties(sampling, width)] if sampling.penalized else [])
+            + ([] if sampling.greedy else [SeededSampler(sampling, seeds, self.device)])
+        )
         started = time.perf_counter()
         with torch.no_grad():
             output = self.model.generate(
@@ -287,10 +356,19 @@ class HFEngine:
             )
         share = (time.perf_counter() - started) / len(inputs)
         ends = self.end_ids() | {pad}  # a row finished before its batch-mates is padded after its end
-        return [
+        rows = [
             drawn_completion(self.tokenizer, row, ends, sampling, len(prompt_ids), share)
             for prompt_ids, row in zip(inputs, output[:, width:].tolist())
         ]
+        if recorder is None:
+            return rows
+        recorder.finish(output[:, -1])
+        with_logprobs = []
+        for index, (drawn, completion) in enumerate(rows):
+            logprobs, top = recorder.row(index, completion.completion_tokens, self.tokenizer)
+            completion = replace(completion, logprobs=logprobs, top_logprobs=top if sampling.top_logprobs else None)
+            with_logprobs.append((drawn, completion))
+        return with_logprobs
 
 
 def drawn_completion(

@@ -136,14 +136,20 @@ class OpenAICompatEngine:
             args["stop"] = list(sampling.stop)[:4]  # the OpenAI API takes at most 4 stop strings
         if sampling.top_k > 0:
             args["extra_body"] = {"top_k": sampling.top_k}
+        args.update(penalty_arguments(sampling))
+        chat = not isinstance(prompt.content, str)
+        if sampling.wants_logprobs:
+            args.update(logprob_arguments(sampling, chat))
         started = time.perf_counter()
         try:
-            if isinstance(prompt.content, str):
+            if not chat:
                 response = self.client.completions.create(prompt=prompt.content, **args)
-                texts = [(c.text, c.finish_reason) for c in response.choices]
+                texts = [(c.text, c.finish_reason, completion_logprobs(c.logprobs)) for c in response.choices]
             else:
                 response = self.client.chat.completions.create(messages=prompt.content, **args)
-                texts = [(c.message.content or "", c.finish_reason) for c in response.choices]
+                texts = [
+                    (c.message.content or "", c.finish_reason, chat_logprobs(c.logprobs)) for c in response.choices
+                ]
         except self._openai.APIConnectionError as exc:
             raise EngineError(f"OpenAI-compatible server unreachable at {self.base_url}: {exc}") from exc
         except self._openai.APIStatusError as exc:
@@ -156,6 +162,8 @@ class OpenAICompatEngine:
         prompt_tokens = usage.prompt_tokens if usage else 0
         # With n > 1 the server reports one total; each sample gets an even share of it.
         completion_tokens = round(usage.completion_tokens / count) if usage else 0
+        if sampling.wants_logprobs and any(lp is None for _, _, lp in texts):
+            raise EngineError(f"{self.base_url} returned no logprobs (model {self.model}); the strategy needs them")
         return [
             Completion(
                 text=text,
@@ -163,6 +171,55 @@ class OpenAICompatEngine:
                 completion_tokens=completion_tokens,
                 finish_reason=reason or "stop",
                 seconds=elapsed / count,
+                logprobs=lp[0] if lp is not None else None,
+                top_logprobs=lp[1] if lp is not None and sampling.top_logprobs else None,
             )
-            for text, reason in texts
+            for text, reason, lp in texts
         ]
+
+
+TokenLogprobs = tuple[list[float], list[list[tuple[str, float]]]]
+
+
+def penalty_arguments(sampling: Sampling) -> dict[str, Any]:
+    """The OpenAI API's frequency and presence penalties; what it has no field for is refused by name."""
+    if sampling.repeat_penalty != 1.0:
+        raise ConfigError(
+            "engine 'openai' does not take repeat_penalty (the OpenAI API has frequency_penalty and presence_penalty)"
+        )
+    if sampling.penalized and sampling.penalty_window:
+        raise ConfigError("engine 'openai' does not take penalty_window (the server counts all generated tokens)")
+    args: dict[str, Any] = {}
+    if sampling.frequency_penalty:
+        args["frequency_penalty"] = sampling.frequency_penalty
+    if sampling.presence_penalty:
+        args["presence_penalty"] = sampling.presence_penalty
+    return args
+
+
+def logprob_arguments(sampling: Sampling, chat: bool) -> dict[str, Any]:
+    """/completions takes `logprobs=k` (OpenAI's allows k <= 5, vLLM's more; a server's refusal names its limit);
+    /chat/completions `logprobs=true, top_logprobs=k`."""
+    if chat:
+        return {"logprobs": True, **({"top_logprobs": sampling.top_logprobs} if sampling.top_logprobs else {})}
+    return {"logprobs": max(sampling.top_logprobs, 1)}
+
+
+def completion_logprobs(logprobs: Any) -> TokenLogprobs | None:
+    """A /completions choice's `logprobs` (token_logprobs, top_logprobs as dicts) as ours."""
+    if logprobs is None or getattr(logprobs, "token_logprobs", None) is None:
+        return None
+    values = [float(v) for v in logprobs.token_logprobs if v is not None]
+    alternatives = logprobs.top_logprobs or []
+    top = [sorted(((t, float(v)) for t, v in (a or {}).items()), key=lambda item: -item[1]) for a in alternatives]
+    return values, top
+
+
+def chat_logprobs(logprobs: Any) -> TokenLogprobs | None:
+    """A /chat/completions choice's `logprobs.content` (one entry per token) as ours."""
+    content = getattr(logprobs, "content", None) if logprobs is not None else None
+    if content is None:
+        return None
+    values = [float(entry.logprob) for entry in content]
+    top = [[(alt.token, float(alt.logprob)) for alt in (entry.top_logprobs or [])] for entry in content]
+    return values, top

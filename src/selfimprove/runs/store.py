@@ -40,6 +40,8 @@ CREATE TABLE IF NOT EXISTS completions (
     session INTEGER NOT NULL,
     created REAL NOT NULL,
     prompt_evaluated INTEGER,
+    logprobs TEXT,
+    top_logprobs TEXT,
     PRIMARY KEY (run_id, problem_id, step, sample)
 );
 CREATE TABLE IF NOT EXISTS solutions (
@@ -83,8 +85,9 @@ class RunStore:
         if "question" not in columns:
             self._db.execute("ALTER TABLE solutions ADD COLUMN question TEXT")
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(completions)")}
-        if "prompt_evaluated" not in columns:
-            self._db.execute("ALTER TABLE completions ADD COLUMN prompt_evaluated INTEGER")
+        for name, kind in (("prompt_evaluated", "INTEGER"), ("logprobs", "TEXT"), ("top_logprobs", "TEXT")):
+            if name not in columns:
+                self._db.execute(f"ALTER TABLE completions ADD COLUMN {name} {kind}")
 
     def close(self) -> None:
         self._db.close()
@@ -132,8 +135,8 @@ class RunStore:
 
     def completions(self, run_id: str, problem_id: str, step: str) -> dict[int, Completion]:
         rows = self._db.execute(
-            "SELECT sample, text, prompt_tokens, completion_tokens, finish_reason, seconds, prompt_evaluated "
-            "FROM completions "
+            "SELECT sample, text, prompt_tokens, completion_tokens, finish_reason, seconds, prompt_evaluated, "
+            "logprobs, top_logprobs FROM completions "
             "WHERE run_id = ? AND problem_id = ? AND step = ?",
             (run_id, problem_id, step),
         )
@@ -145,6 +148,8 @@ class RunStore:
                 finish_reason=r["finish_reason"],
                 seconds=r["seconds"],
                 prompt_evaluated=r["prompt_evaluated"],
+                logprobs=_loaded(r["logprobs"]),
+                top_logprobs=_loaded_top(r["top_logprobs"]),
             )
             for r in rows
         }
@@ -154,7 +159,8 @@ class RunStore:
     ) -> None:
         self._db.execute(
             "INSERT INTO completions (run_id, problem_id, step, sample, text, prompt_tokens, completion_tokens, "
-            "finish_reason, seconds, session, created, prompt_evaluated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "finish_reason, seconds, session, created, prompt_evaluated, logprobs, top_logprobs) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 run_id,
                 problem_id,
@@ -168,6 +174,10 @@ class RunStore:
                 session,
                 time.time(),
                 completion.prompt_evaluated,
+                None if completion.logprobs is None else json.dumps(list(completion.logprobs)),
+                None
+                if completion.top_logprobs is None
+                else json.dumps([[list(a) for a in t] for t in completion.top_logprobs]),
             ),
         )
 
@@ -227,6 +237,14 @@ def solution_row(position: int, problem: Problem | None, solution: Solution) -> 
         "metadata": _jsonable(problem.metadata) if problem else {},
         "question": problem.question if problem else None,
     }
+
+
+def _loaded(text: str | None) -> list[float] | None:
+    return None if text is None else json.loads(text)
+
+
+def _loaded_top(text: str | None) -> list[list[tuple[str, float]]] | None:
+    return None if text is None else [[(token, logprob) for token, logprob in top] for top in json.loads(text)]
 
 
 def _as_int(value: bool | None) -> int | None:

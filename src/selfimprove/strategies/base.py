@@ -113,11 +113,19 @@ def records_for(
                 seconds=completion.seconds,
                 prompt_evaluated=completion.prompt_evaluated,
                 finish_reason=completion.finish_reason,
+                mean_logprob=mean_logprob(completion),
                 detail=explain(problem, answer) if explain is not None else None,
                 auxiliary=auxiliary,
             )
         )
     return records
+
+
+def mean_logprob(completion: Completion) -> float | None:
+    """The completion's length-normalised log-probability (None without log-probabilities; 0 for no tokens)."""
+    if completion.logprobs is None:
+        return None
+    return sum(completion.logprobs) / len(completion.logprobs) if completion.logprobs else 0.0
 
 
 def extract_answer(task: Task, problem: Problem, text: str) -> str | None:
