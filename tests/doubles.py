@@ -3,7 +3,9 @@ bookkeeping can be checked exactly, without a model. The real engines are tested
 
 from __future__ import annotations
 
-from selfimprove.core.types import Completion, Prompt, normalize_prompts
+from dataclasses import replace
+
+from selfimprove.core.types import Completion, Prompt, Sampling, normalize_prompts
 
 
 class ScriptedEngine:
@@ -49,3 +51,42 @@ class CountingEngine(ScriptedEngine):
 
     def __init__(self, fail_after: int | None = None, answer_of=lambda s: s % 3):
         super().__init__(lambda prompt, s: f" The answer is {answer_of(s)}.", fail_after=fail_after)
+
+
+class ConfidenceEngine(ScriptedEngine):
+    """Answers sample s with "The answer is <answer_of(s)>." in `tokens` pseudo-tokens whose top-2 log-probabilities
+    make each token's confidence `confidence_of(s)` (DeepConf's measure) and the sequence's mean log-probability
+    `-1 / confidence_of(s)`. Honours `Sampling.stop_below_confidence` as an engine must: a trace whose first window
+    is below the threshold ends there, its text cut short (no answer), finish_reason "low_confidence"."""
+
+    name = "confidence-double"
+
+    def __init__(self, answer_of, confidence_of, tokens: int = 8):
+        super().__init__(lambda prompt, s: f" The answer is {answer_of(s)}.")
+        self.confidence_of, self.tokens = confidence_of, tokens
+        self.samplings: list[Sampling] = []
+
+    def generate(self, prompts, n, sampling, on_complete=None):
+        self.samplings.append(sampling)
+        rows = super().generate(prompts, n, sampling)
+        out = []
+        for index, (prompt, row) in enumerate(zip(normalize_prompts(prompts), rows)):
+            finished = []
+            for sample_id, completion in zip(prompt.ids(n), row):
+                c = self.confidence_of(sample_id)
+                top = [[("a", -0.5 * c), ("b", -1.5 * c)]] * self.tokens  # -(mean of top-2) = c
+                done = replace(
+                    completion, completion_tokens=self.tokens, logprobs=[-1 / c] * self.tokens, top_logprobs=top
+                )
+                threshold = sampling.stop_below_confidence
+                if threshold and c < threshold and self.tokens >= sampling.confidence_window:
+                    cut = sampling.confidence_window
+                    done = replace(
+                        done, text=done.text[:3], completion_tokens=cut, finish_reason="low_confidence",
+                        logprobs=done.logprobs[:cut], top_logprobs=top[:cut],
+                    )  # fmt: skip
+                if on_complete:
+                    on_complete(index, sample_id, done)
+                finished.append(done)
+            out.append(finished)
+        return out

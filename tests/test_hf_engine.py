@@ -111,3 +111,18 @@ def test_repetition_penalties_act_on_generated_tokens(engine):
     windowed = engine.generate(["abc"], 1, Sampling(max_tokens=24, repeat_penalty=1e6, penalty_window=2))[0][0].text
     assert all(len(set(windowed[i : i + 3])) == 3 for i in range(len(windowed) - 2))
     assert windowed != penalised
+
+
+def test_traces_end_on_low_confidence_when_asked(engine):
+    """stop_below_confidence ends a trace at its first window whose mean token confidence is below it: a threshold
+    above any confidence the model reaches ends every trace after exactly one window."""
+    sampling = Sampling(temperature=1.0, max_tokens=20, seed=1, top_logprobs=3, confidence_window=5)
+    full = engine.generate(["abc"], 3, sampling)[0]
+    assert all(c.finish_reason != "low_confidence" for c in full) and max(c.completion_tokens for c in full) > 5
+    hesitant = engine.generate(["abc"], 3, Sampling(**{**sampling.__dict__, "stop_below_confidence": 1e6}))[0]
+    for before, after in zip(full, hesitant):
+        if before.completion_tokens < 5:  # the random model ended it first
+            assert after.text == before.text and after.finish_reason == before.finish_reason
+            continue
+        assert after.finish_reason == "low_confidence" and after.completion_tokens == 5
+        assert before.text.startswith(after.text) and after.top_logprobs == before.top_logprobs[:5]

@@ -124,3 +124,15 @@ def test_repetition_penalties_change_greedy_only_when_on(llama_engine):
     assert llama_engine.generate([prompt], 1, Sampling(max_tokens=40, repeat_penalty=1.0))[0][0].text == plain
     penalised = llama_engine.generate([prompt], 1, Sampling(max_tokens=40, repeat_penalty=1.5, presence_penalty=1.0))
     assert penalised[0][0].text != plain
+
+
+def test_traces_end_on_low_confidence_when_asked(llama_engine, prompts):
+    _, prompts = prompts
+    sampling = Sampling(temperature=0.8, max_tokens=24, seed=4, top_logprobs=5, confidence_window=6)
+    hesitant = llama_engine.generate(prompts, 2, Sampling(**{**sampling.__dict__, "stop_below_confidence": 1e6}))
+    for completion in (c for row in hesitant for c in row):
+        assert completion.finish_reason in ("low_confidence", "stop")
+        assert completion.finish_reason == "stop" or completion.completion_tokens == 6 == len(completion.top_logprobs)
+    assert any(c.finish_reason == "low_confidence" for row in hesitant for c in row)
+    never = llama_engine.generate(prompts, 2, Sampling(**{**sampling.__dict__, "stop_below_confidence": 1e-9}))
+    assert all(c.finish_reason != "low_confidence" for row in never for c in row)

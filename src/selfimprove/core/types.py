@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from selfimprove.core.errors import ConfigError
 from selfimprove.core.validation import require_sampling_ranges
 
 ChatMessages = list[dict[str, str]]
@@ -53,9 +54,17 @@ class Sampling:
     """Return the log-probability the model gave each generated token (`Completion.logprobs`)."""
     top_logprobs: int = 0
     """Also return, per generated token, the k most likely tokens and their log-probabilities (0: none)."""
+    stop_below_confidence: float = 0.0
+    """End a trace (finish_reason "low_confidence") once the mean token confidence of its latest `confidence_window`
+    tokens falls below this (0: never). Token confidence is DeepConf's, from the `top_logprobs` alternatives (see
+    core/confidence.py), so this needs top_logprobs > 0."""
+    confidence_window: int = 32
+    """Tokens per group for `stop_below_confidence`."""
 
     def __post_init__(self) -> None:
         require_sampling_ranges(self)
+        if self.stop_below_confidence and not self.top_logprobs:
+            raise ConfigError("stop_below_confidence needs top_logprobs > 0 (token confidence is made from them)")
 
     @property
     def greedy(self) -> bool:
@@ -138,7 +147,8 @@ class SampleRecord:
     prompt_evaluated: int | None = None
     """Prompt tokens the engine decoded for it (see Completion); None where the engine does not say."""
     finish_reason: str | None = None
-    """"stop" (end of text or a stop string) or "length" (it ran to max_tokens: a loop, or a long answer)."""
+    """"stop" (end of text or a stop string), "length" (it ran to max_tokens: a loop, or a long answer) or
+    "low_confidence" (ended by `Sampling.stop_below_confidence`)."""
     mean_logprob: float | None = None
     """Its tokens' mean log-probability (the length-normalised sequence log-probability), where the engine gave
     log-probabilities."""

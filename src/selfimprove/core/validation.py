@@ -24,6 +24,8 @@ SAMPLING_RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "presence_penalty": (-2, 2, False),
     "penalty_window": (0, None, False),
     "top_logprobs": (0, 20, False),
+    "stop_below_confidence": (0, None, False),
+    "confidence_window": (1, None, False),
 }
 
 

@@ -24,6 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from selfimprove.core.confidence import RunningGroupConfidence
 from selfimprove.core.config import home
 from selfimprove.core.errors import EngineError, ModelNotFoundError
 from selfimprove.core.files import atomic_path
@@ -197,6 +198,32 @@ class LogprobRecorder:
         return logprobs, top
 
 
+class StopBelowConfidence:
+    """A stopping criterion: a row ends once the mean token confidence of its latest window (from the recorder's
+    top-k) is below `Sampling.stop_below_confidence`; `stopped_at[row]` is how many tokens it had then."""
+
+    def __init__(self, recorder: LogprobRecorder, sampling: Sampling, rows: int):
+        self.recorder, self.window, self.threshold = (
+            recorder,
+            sampling.confidence_window,
+            sampling.stop_below_confidence,
+        )
+        self.watches = [RunningGroupConfidence(self.window, self.threshold) for _ in range(rows)]
+        self.stopped_at: dict[int, int] = {}
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        torch, _ = import_torch_stack()
+        ids, values = self.recorder.best[-1]
+        step = len(self.recorder.best)
+        done = []
+        for row, watch in enumerate(self.watches):
+            low = watch.add(list(zip(ids[row], values[row])))
+            if low and row not in self.stopped_at:
+                self.stopped_at[row] = step
+            done.append(row in self.stopped_at)
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+
 class StopOnStrings:
     """A stopping criterion: a row is done once the decoded tail of what it generated contains a stop string."""
 
@@ -340,6 +367,10 @@ class HFEngine:
         )
         stopping = StoppingCriteriaList([StopOnStrings(self.tokenizer, sampling.stop, width)] if sampling.stop else [])
         recorder = LogprobRecorder(sampling.top_logprobs) if sampling.wants_logprobs else None
+        hesitation = None
+        if sampling.stop_below_confidence:
+            hesitation = StopBelowConfidence(recorder, sampling, len(inputs))
+            stopping.append(hesitation)
         processors = LogitsProcessorList(
             ([recorder] if recorder is not None else [])
             + ([RepetitionPenalties(sampling, width)] if sampling.penalized else [])
@@ -367,6 +398,11 @@ class HFEngine:
         for index, (drawn, completion) in enumerate(rows):
             logprobs, top = recorder.row(index, completion.completion_tokens, self.tokenizer)
             completion = replace(completion, logprobs=logprobs, top_logprobs=top if sampling.top_logprobs else None)
+            if (
+                hesitation is not None
+                and hesitation.stopped_at.get(index) == completion.completion_tokens < sampling.max_tokens
+            ):
+                completion = replace(completion, finish_reason="low_confidence")
             with_logprobs.append((drawn, completion))
         return with_logprobs
 

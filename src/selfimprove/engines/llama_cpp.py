@@ -26,6 +26,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from selfimprove.core.confidence import RunningGroupConfidence
 from selfimprove.core.errors import EngineError
 from selfimprove.core.types import Completion, Prompt, PromptContent, Sampling, normalize_prompts, sample_seed
 from selfimprove.engines.base import OnComplete, first_stop, plain_transcript, registry
@@ -83,6 +84,7 @@ class _Sequence:
     group: _Group | None = None  # the group it was admitted with: holds the KV reservation
     logprobs: list[float] = field(default_factory=list)  # per generated token, where asked
     top_logprobs: list[list[tuple[str, float]]] = field(default_factory=list)
+    watch: RunningGroupConfidence | None = None  # ends it on low confidence, where asked
 
 
 @dataclass
@@ -320,6 +322,11 @@ class LlamaCppEngine:
                 prompt_tokens=len(tokens),
                 position=len(tokens),
                 group=group,
+                watch=(
+                    RunningGroupConfidence(sampling.confidence_window, sampling.stop_below_confidence)
+                    if sampling.stop_below_confidence
+                    else None
+                ),
             )
             sequences.append(seq)
         for seq in sequences:
@@ -410,6 +417,7 @@ class LlamaCppEngine:
             return
         if sampling.wants_logprobs:
             self._record_logprobs(seq, token, logits_index, sampling.top_logprobs)
+        hesitant = seq.watch is not None and seq.watch.add(seq.top_logprobs[-1])
         seq.n_generated += 1
         seq.last_token = token
         seq.pieces += self._piece(token)
@@ -420,6 +428,8 @@ class LlamaCppEngine:
             seq.finish_reason = "stop"
         elif seq.n_generated >= sampling.max_tokens:
             seq.finish_reason = "length"
+        elif hesitant:
+            seq.finish_reason = "low_confidence"
 
     def _record_logprobs(self, seq: _Sequence, token: int, logits_index: int, top: int) -> None:
         """The model's log-probability of `token` (and the `top` likeliest) from the raw logits it was drawn from."""

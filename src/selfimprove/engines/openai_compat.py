@@ -183,6 +183,8 @@ TokenLogprobs = tuple[list[float], list[list[tuple[str, float]]]]
 
 def penalty_arguments(sampling: Sampling) -> dict[str, Any]:
     """The OpenAI API's frequency and presence penalties; what it has no field for is refused by name."""
+    if sampling.stop_below_confidence:
+        raise ConfigError("engine 'openai' cannot end a trace on low confidence (stop_below_confidence): use offline")
     if sampling.repeat_penalty != 1.0:
         raise ConfigError(
             "engine 'openai' does not take repeat_penalty (the OpenAI API has frequency_penalty and presence_penalty)"

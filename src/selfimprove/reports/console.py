@@ -22,7 +22,12 @@ def metrics_table(run_id: str, label: str, strategy: str, m: RunMetrics) -> Tabl
     table.add_row("problems", str(m.problems))
     if m.greedy_accuracy is not None:
         table.add_row("greedy CoT accuracy", _pct(m.greedy_accuracy))
-    final = f"{strategy} accuracy" + (f" (maj@{max(m.maj_at_k)})" if m.maj_at_k else "")
+    if m.majority_accuracy is not None:
+        table.add_row("majority vote accuracy", _pct(m.majority_accuracy))
+    if m.vote_rule:
+        final = f"{strategy} accuracy ({m.vote_rule})"
+    else:
+        final = f"{strategy} accuracy" + (f" (maj@{max(m.maj_at_k)})" if m.maj_at_k else "")
     table.add_row(final, _pct(m.accuracy))
     for k, value in m.maj_at_k.items():
         table.add_row(f"  maj@{k}", _pct(value))

@@ -54,6 +54,11 @@ class RunMetrics:
     samples: int
     voted_samples_per_problem: float
     extraction_failure_rate: float
+    majority_accuracy: float | None = None
+    """The plain majority vote's accuracy over the same samples, where a strategy answers by another rule
+    (weighted-consistency, deepconf keep it in `extra["majority_correct"]`)."""
+    vote_rule: str | None = None
+    """How the strategy's answer was chosen when it was not a plain majority vote (`extra["vote"]`)."""
     length_stop_rate: float | None = None
     """Share of answer samples that ran to max_tokens (repetition loops show here); None for rows stored before
     samples carried their finish reason."""
@@ -155,6 +160,10 @@ def compute(
         )
         or 0.0,
     )
+    majority = [s["extra"]["majority_correct"] for s in graded if s["extra"].get("majority_correct") is not None]
+    metrics.majority_accuracy = _mean([float(m) for m in majority])
+    rules = {s["extra"].get("vote") for s in solutions}
+    metrics.vote_rule = rules.pop() if len(rules) == 1 else None
     answering = [x for x in all_samples if not is_auxiliary(x)]
     if answering and all(x.get("finish_reason") for x in answering):
         metrics.length_stop_rate = sum(x["finish_reason"] == "length" for x in answering) / len(answering)

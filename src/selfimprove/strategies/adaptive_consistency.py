@@ -10,13 +10,14 @@ would draw. The final answer is the majority vote, as in `self-consistency`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from selfimprove.core.errors import ConfigError
 from selfimprove.core.types import Problem, Prompt, SampleRecord, Sampling, Solution
 from selfimprove.core.validation import require_sampling_ranges
 from selfimprove.engines.base import Engine
 from selfimprove.strategies.base import records_for, registry
+from selfimprove.strategies.decoding import RepetitionControls, settings_identity
 from selfimprove.strategies.stopping import beta_stop, leader_confidence, window_stop
 from selfimprove.strategies.voting import voted_solution
 from selfimprove.tasks.base import Task
@@ -26,7 +27,7 @@ STOP_RULES = ("beta", "window")
 
 @registry.register("adaptive-consistency")
 @dataclass
-class AdaptiveConsistency:
+class AdaptiveConsistency(RepetitionControls):
     samples: int = 16  # the most samples per problem
     batch: int = 4  # samples per round (and the ESC window)
     stop_rule: str = "beta"
@@ -47,7 +48,7 @@ class AdaptiveConsistency:
             raise ConfigError(f"batch must be within 1..samples ({self.samples}), got {self.batch}")
 
     def describe(self) -> dict:
-        return {"strategy": self.name, **asdict(self)}
+        return {"strategy": self.name, **settings_identity(self)}
 
     def settled(self, answers: Sequence[str | None]) -> bool:
         if self.stop_rule == "beta":
@@ -56,6 +57,7 @@ class AdaptiveConsistency:
 
     def solve(self, problems: Sequence[Problem], task: Task, engine: Engine) -> list[Solution]:
         sampling = Sampling(
+            **self.penalties(),
             temperature=self.temperature,
             top_p=self.top_p,
             top_k=self.top_k,

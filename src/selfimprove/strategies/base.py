@@ -35,6 +35,8 @@ registry: Registry[Strategy] = Registry(
         "selfimprove.strategies.cot",
         "selfimprove.strategies.self_consistency",
         "selfimprove.strategies.adaptive_consistency",
+        "selfimprove.strategies.weighted_consistency",
+        "selfimprove.strategies.deepconf",
         "selfimprove.strategies.self_correct",
         "selfimprove.strategies.least_to_most",
         "selfimprove.strategies.logic_of_thought",

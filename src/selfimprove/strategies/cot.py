@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from selfimprove.core.types import Problem, Sampling, Solution
 from selfimprove.core.validation import require_sampling_ranges
 from selfimprove.engines.base import Engine
 from selfimprove.strategies.base import registry, sample_step
+from selfimprove.strategies.decoding import RepetitionControls, settings_identity
 from selfimprove.tasks.base import Task
 
 
 @registry.register("cot")
 @dataclass
-class ChainOfThought:
+class ChainOfThought(RepetitionControls):
     max_tokens: int = 256
 
     name = "cot"
@@ -23,10 +24,10 @@ class ChainOfThought:
         require_sampling_ranges(self)
 
     def describe(self) -> dict:
-        return {"strategy": self.name, **asdict(self)}
+        return {"strategy": self.name, **settings_identity(self)}
 
     def solve(self, problems: Sequence[Problem], task: Task, engine: Engine) -> list[Solution]:
-        sampling = Sampling(temperature=0.0, max_tokens=self.max_tokens, stop=tuple(task.stop))
+        sampling = Sampling(**self.penalties(), temperature=0.0, max_tokens=self.max_tokens, stop=tuple(task.stop))
         rows = sample_step(problems, task, engine, "greedy", 1, sampling)
         return [
             Solution(

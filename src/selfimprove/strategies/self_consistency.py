@@ -7,19 +7,20 @@ The greedy chain-of-thought answer is computed too (one extra completion per pro
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from selfimprove.core.types import Problem, Sampling, Solution
 from selfimprove.core.validation import require_sampling_ranges
 from selfimprove.engines.base import Engine
 from selfimprove.strategies.base import registry, sample_step
+from selfimprove.strategies.decoding import RepetitionControls, settings_identity
 from selfimprove.strategies.voting import voted_solution
 from selfimprove.tasks.base import Task
 
 
 @registry.register("self-consistency")
 @dataclass
-class SelfConsistency:
+class SelfConsistency(RepetitionControls):
     samples: int = 8
     temperature: float = 0.7
     top_p: float = 1.0
@@ -34,15 +35,16 @@ class SelfConsistency:
         require_sampling_ranges(self)
 
     def describe(self) -> dict:
-        return {"strategy": self.name, **asdict(self)}
+        return {"strategy": self.name, **settings_identity(self)}
 
     def solve(self, problems: Sequence[Problem], task: Task, engine: Engine) -> list[Solution]:
         stop = tuple(task.stop)
         greedy_rows = None
         if self.greedy_baseline:
-            greedy = Sampling(temperature=0.0, max_tokens=self.max_tokens, stop=stop)
+            greedy = Sampling(**self.penalties(), temperature=0.0, max_tokens=self.max_tokens, stop=stop)
             greedy_rows = sample_step(problems, task, engine, "greedy", 1, greedy)
         sampling = Sampling(
+            **self.penalties(),
             temperature=self.temperature,
             top_p=self.top_p,
             top_k=self.top_k,

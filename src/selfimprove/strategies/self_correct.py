@@ -21,13 +21,14 @@ k samples, and the conversation continues from the first sample that gave the wi
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from selfimprove.core.errors import ConfigError
 from selfimprove.core.types import Problem, Prompt, PromptContent, Sampling, Solution
 from selfimprove.core.validation import require_sampling_ranges
 from selfimprove.engines.base import Engine
 from selfimprove.strategies.base import records_for, registry
+from selfimprove.strategies.decoding import RepetitionControls, settings_identity
 from selfimprove.strategies.voting import majority_vote
 from selfimprove.tasks.base import Task
 
@@ -52,7 +53,7 @@ def continue_conversation(prompt: PromptContent, attempt: str, instruction: str)
 
 @registry.register("self-correct")
 @dataclass
-class SelfCorrect:
+class SelfCorrect(RepetitionControls):
     turns: int = 2
     instruction: str = DEFAULT_INSTRUCTION
     turn_samples: int = 1
@@ -70,12 +71,13 @@ class SelfCorrect:
             raise ConfigError(f"turns and turn_samples must be >= 1, got {self.turns} and {self.turn_samples}")
 
     def describe(self) -> dict:
-        return {"strategy": self.name, **asdict(self)}
+        return {"strategy": self.name, **settings_identity(self)}
 
     def _sampling(self, task: Task) -> Sampling:
         temperature = self.temperature or (0.7 if self.turn_samples > 1 else 0.0)
         stop = attempt_stops(task, self.instruction)
         return Sampling(
+            **self.penalties(),
             temperature=temperature,
             top_p=self.top_p,
             top_k=self.top_k,

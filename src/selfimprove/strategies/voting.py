@@ -18,7 +18,7 @@ from selfimprove.tasks.base import Task
 @dataclass(frozen=True)
 class Vote:
     answer: str | None
-    counts: dict[str, int]
+    counts: dict[str, float]
     share: float
     """Top answer's votes over all samples (extraction failures included): the confidence of the vote."""
 
@@ -47,3 +47,20 @@ def majority_vote(answers: Sequence[str | None]) -> Vote:
     winner = next(a for a in answers if a is not None and counts[a] == best)
     ordered = dict(sorted(counts.items(), key=lambda item: (-item[1], answers.index(item[0]))))
     return Vote(answer=winner, counts=ordered, share=best / len(answers))
+
+
+def weighted_vote(answers: Sequence[str | None], weights: Sequence[float]) -> Vote:
+    """Each answer's votes are the sum of its samples' weights (None answers and their weights left out); ties go
+    to the answer that appeared first, as in `majority_vote`. `counts` holds the summed weights; `share` is the
+    winner's weight over all samples' weights."""
+    totals: dict[str, float] = {}
+    for answer, weight in zip(answers, weights):
+        if answer is not None:
+            totals[answer] = totals.get(answer, 0.0) + weight
+    if not totals:
+        return Vote(answer=None, counts={}, share=0.0)
+    best = max(totals.values())
+    winner = next(a for a in answers if a is not None and totals[a] == best)
+    ordered = dict(sorted(totals.items(), key=lambda item: (-item[1], answers.index(item[0]))))
+    everything = sum(weights)
+    return Vote(answer=winner, counts=ordered, share=best / everything if everything > 0 else 0.0)
