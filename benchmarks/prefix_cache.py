@@ -6,8 +6,12 @@ prompt tokens evaluated per problem, s/problem for greedy `cot` and for `self-co
 the ratios. Targets (issue 25): evaluated <= the question's own tokens + 10%; greedy cot at or under the
 server on the same prompts; SC k = 8 <= 2.5x one single-stream greedy answer (max_parallel = 1).
 
-    python benchmarks/prefix_cache.py                      # everything (about 15 minutes on 2 cores)
+Then tree-of-thoughts (breadth 3, beam 2, depth 5) on the first `--tot-limit` GSM8K problems, with and without
+the cache: prompt tokens evaluated per problem and their ratio (target: work cut >= 3x), and s/problem.
+
+    python benchmarks/prefix_cache.py                      # everything (about 25 minutes on 2 cores)
     python benchmarks/prefix_cache.py --limit 5 --no-server
+    python benchmarks/prefix_cache.py --only-tot --tot-limit 5
 """
 
 from __future__ import annotations
@@ -89,11 +93,17 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=8)
     parser.add_argument("--max-tokens", type=int, default=256)
     parser.add_argument("--no-server", action="store_true")
+    parser.add_argument("--tot-limit", type=int, default=5, help="GSM8K problems for tree-of-thoughts (0: none)")
+    parser.add_argument("--only-tot", action="store_true")
     args = parser.parse_args()
+    if args.only_tot:
+        tree_of_thoughts(args.tot_limit)
+        return
 
     tasks = {
-        "gsm8k 8-shot": si.GSM8KTask(data=str(GSM8K / "test_dev200.jsonl"), fewshot=str(GSM8K / "train.jsonl"),
-                                     shots=8),  # fmt: skip
+        "gsm8k 8-shot": si.GSM8KTask(
+            data=str(GSM8K / "test_dev200.jsonl"), fewshot=str(GSM8K / "train.jsonl"), shots=8
+        ),  # fmt: skip
         "a ± b 4-shot": si.ArithmeticTask(level=1),
     }
     cot = si.ChainOfThought(max_tokens=args.max_tokens)
@@ -127,6 +137,29 @@ def main() -> None:
     finally:
         for engine in (plain, cached, single):
             engine.close()
+    if args.tot_limit:
+        tree_of_thoughts(args.tot_limit)
+
+
+def tree_of_thoughts(limit: int) -> None:
+    """ToT's growing prompts (each child extends its parent, every rating shares the value prompt's exemplars)
+    with and without the prefix cache."""
+    task = si.GSM8KTask(data=str(GSM8K / "test_dev200.jsonl"), fewshot=str(GSM8K / "train.jsonl"), shots=8)
+    tot = si.TreeOfThoughts()
+    rows = {}
+    for label, settings in (("no cache", {"prefix_cache": 0}), ("prefix cache", {})):
+        engine = si.LlamaCppEngine(**settings)
+        try:
+            rows[label] = per_problem(task, tot, engine, limit)
+        finally:
+            engine.close()
+    for label, (seconds, prompt, evaluated) in rows.items():
+        print(
+            f"{'gsm8k 8-shot':<14} {'tree-of-thoughts, ' + label:<34} {seconds:>9.2f} {prompt:>10.0f} {evaluated:>9.0f}"
+        )
+    work = rows["no cache"][2] / rows["prefix cache"][2]
+    speed = rows["no cache"][0] / rows["prefix cache"][0]
+    print(f"{'gsm8k 8-shot':<14} tree-of-thoughts prompt work cut {work:.2f}x, time {speed:.2f}x ({limit} problems)")
 
 
 if __name__ == "__main__":

@@ -126,3 +126,23 @@ def test_traces_end_on_low_confidence_when_asked(engine):
             continue
         assert after.finish_reason == "low_confidence" and after.completion_tokens == 5
         assert before.text.startswith(after.text) and after.top_logprobs == before.top_logprobs[:5]
+
+
+def test_samples_of_one_prompt_share_its_computation():
+    """With share_prompt the prompt's KV is computed once for all its samples: the same samples come out as when
+    every row computes it, and the prompt tokens evaluated say so."""
+    model, tokenizer = tiny_llama()
+    shared = HFEngine.from_loaded(model, tokenizer, batch_size=8)
+    separate = HFEngine.from_loaded(model, tokenizer, batch_size=8, share_prompt=False)
+    prompts = [Prompt("Question: 2+2?", "a"), Prompt("Hello there", "b"), Prompt("xyz", "c", sample_ids=(3,))]
+    for sampling in (Sampling(temperature=1.0, max_tokens=12, seed=3, logprobs=True), Sampling(max_tokens=12)):
+        with_sharing = shared.generate(prompts, 4, sampling)
+        without = separate.generate(prompts, 4, sampling)
+        assert texts(with_sharing) == texts(without)
+        for a, b in zip((c for row in with_sharing for c in row), (c for row in without for c in row)):
+            if a.logprobs is not None:
+                assert a.logprobs == pytest.approx(b.logprobs, abs=1e-4)
+        prompt_tokens = with_sharing[0][0].prompt_tokens
+        assert [c.prompt_evaluated for c in with_sharing[0]] == [prompt_tokens, 1, 1, 1]
+        assert [c.prompt_evaluated for c in without[0]] == [prompt_tokens] * 4
+        assert with_sharing[2][0].prompt_evaluated == with_sharing[2][0].prompt_tokens  # drawn once: nothing shared

@@ -47,6 +47,8 @@ _EXPORTS = {
     "ChainOfThought": "selfimprove.strategies.cot",
     "SelfConsistency": "selfimprove.strategies.self_consistency",
     "AdaptiveConsistency": "selfimprove.strategies.adaptive_consistency",
+    "WeightedConsistency": "selfimprove.strategies.weighted_consistency",
+    "DeepConf": "selfimprove.strategies.deepconf",
     "SelfCorrect": "selfimprove.strategies.self_correct",
     "LeastToMost": "selfimprove.strategies.least_to_most",
     "LogicOfThought": "selfimprove.strategies.logic_of_thought",

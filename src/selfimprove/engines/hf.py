@@ -12,6 +12,11 @@ So a sample depends on the run seed, its prompt and its id, not on its batch-mat
 float rounding that padding can shift), which is what lets a resumed run draw only the samples it
 lacks. Stop strings end a row as soon as its decoded tail contains one (`StopOnStrings`; transformers'
 own stop-string criterion assumes tokenizers with a SentencePiece-like prefix) and are cut here.
+
+Shared prompts (`share_prompt`, on by default): a prompt drawn more than once gets batches of its own, and its
+KV cache is computed once (all but the last token) and repeated for the rows, so k samples cost one prompt
+computation instead of k (`Completion.prompt_evaluated` says which). Measured with
+`benchmarks/hf_shared_prompt.py`: 2.35x faster for k = 8 on 8-shot GSM8K prompts, the same samples.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -248,12 +254,18 @@ class HFEngine:
     device: "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
     batch_size: rows (prompt x sample) decoded together.
     threads: torch CPU threads (default: torch's choice).
+    share_prompt: the samples of one prompt share one computation of it (its KV cache, repeated per row).
     """
 
     name = "hf"
 
     def __init__(
-        self, model: str | None = None, device: str = "auto", batch_size: int = 16, threads: int | None = None
+        self,
+        model: str | None = None,
+        device: str = "auto",
+        batch_size: int = 16,
+        threads: int | None = None,
+        share_prompt: bool = True,
     ):
         torch, _ = import_torch_stack()
         self.torch = torch
@@ -263,16 +275,20 @@ class HFEngine:
         dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
         self.model, self.tokenizer, self.source = load_causal_lm(model, dtype=dtype, device=self.device)
         self.batch_size = max(1, int(batch_size))
+        self.share_prompt = bool(share_prompt)
         _pad_left(self.tokenizer)
 
     @classmethod
-    def from_loaded(cls, model: Any, tokenizer: Any, source: str = "in-memory", batch_size: int = 16) -> HFEngine:
+    def from_loaded(
+        cls, model: Any, tokenizer: Any, source: str = "in-memory", batch_size: int = 16, share_prompt: bool = True
+    ) -> HFEngine:
         """Wraps a model already in memory (a test's tiny model, a model being trained)."""
         engine = cls.__new__(cls)
         engine.torch, _ = import_torch_stack()
         engine.model, engine.tokenizer, engine.source = model, tokenizer, source
         engine.device = str(next(model.parameters()).device)
         engine.batch_size = batch_size
+        engine.share_prompt = share_prompt
         _pad_left(tokenizer)
         return engine
 
@@ -304,10 +320,8 @@ class HFEngine:
     ) -> list[list[Completion]]:
         prompts = normalize_prompts(prompts)
         encoded = [self.encode_prompt(p.content) for p in prompts]
-        rows = [(index, sample_id) for index, prompt in enumerate(prompts) for sample_id in prompt.ids(n)]
         results: list[dict[int, Completion]] = [{} for _ in prompts]
-        for start in range(0, len(rows), self.batch_size):
-            batch = rows[start : start + self.batch_size]
+        for batch in self._batches(prompts, n):
             seeds = [sample_seed(sampling.seed, prompts[i], s) for i, s in batch]
             rows_out = self.sample_rows([encoded[i] for i, _ in batch], seeds, sampling)
             for (index, sample_id), (_, completion) in zip(batch, rows_out):
@@ -315,6 +329,18 @@ class HFEngine:
                 if on_complete is not None:
                     on_complete(index, sample_id, completion)
         return [[res[s] for s in prompt.ids(n)] for prompt, res in zip(prompts, results)]
+
+    def _batches(self, prompts: list[Prompt], n: int) -> list[list[tuple[int, int]]]:
+        """(prompt index, sample id) rows in batches of at most `batch_size`. With `share_prompt`, a prompt drawn
+        more than once gets batches of its own, whose rows share one computation of the prompt (`sample_rows`);
+        prompts drawn once are batched together."""
+        rows = [[(index, sample_id) for sample_id in prompt.ids(n)] for index, prompt in enumerate(prompts)]
+        groups = [r for r in rows if len(r) > 1] if self.share_prompt else []
+        rest = [row for r in rows if not (self.share_prompt and len(r) > 1) for row in r]
+        batches = []
+        for group in [*groups, rest]:
+            batches.extend(group[start : start + self.batch_size] for start in range(0, len(group), self.batch_size))
+        return batches
 
     def token_logprobs(self, token_ids: Sequence[int]) -> list[float]:
         """Log-probability of each token after the first, given the ones before it (teacher forcing)."""
@@ -324,6 +350,15 @@ class HFEngine:
             logits = self.model(ids).logits.float()
         logprobs = torch.log_softmax(logits[0, :-1], dim=-1)
         return logprobs.gather(-1, ids[0, 1:, None]).squeeze(-1).tolist()
+
+    def _prompt_cache(self, prefix: list[int], rows: int) -> Any:
+        """The KV cache of `prefix` computed once, repeated for `rows` rows (the samples of one prompt)."""
+        torch = self.torch
+        with torch.no_grad():
+            output = self.model(input_ids=torch.tensor([prefix], device=self.device), use_cache=True)
+        cache = output["cache"] if "cache" in output else output["past_key_values"]  # late 5.x renamed it
+        cache.batch_repeat_interleave(rows)
+        return cache
 
     def end_ids(self) -> set[int]:
         """The tokenizer's EOS and any the model's generation config adds (Gemma's <end_of_turn>)."""
@@ -359,6 +394,9 @@ class HFEngine:
         pad = self.tokenizer.pad_token_id
         input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in inputs], device=self.device)
         attention = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in inputs], device=self.device)
+        started = time.perf_counter()
+        shared = self.share_prompt and len(inputs) > 1 and width > 1 and all(ids == inputs[0] for ids in inputs)
+        prefix_cache = self._prompt_cache(inputs[0][:-1], len(inputs)) if shared else None
         config = GenerationConfig(
             max_new_tokens=sampling.max_tokens,
             do_sample=False,
@@ -376,14 +414,16 @@ class HFEngine:
             + ([RepetitionPenalties(sampling, width)] if sampling.penalized else [])
             + ([] if sampling.greedy else [SeededSampler(sampling, seeds, self.device)])
         )
-        started = time.perf_counter()
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            # Late 5.x renames generate's `past_key_values` to `cache`; every 5.x (the pinned range) takes the old name.
+            warnings.filterwarnings("ignore", message="`past_key_values` is deprecated", category=FutureWarning)
             output = self.model.generate(
                 input_ids=input_ids,
                 attention_mask=attention,
                 generation_config=config,
                 logits_processor=processors,
                 stopping_criteria=stopping,
+                **({"past_key_values": prefix_cache} if prefix_cache is not None else {}),
             )
         share = (time.perf_counter() - started) / len(inputs)
         ends = self.end_ids() | {pad}  # a row finished before its batch-mates is padded after its end
@@ -391,6 +431,9 @@ class HFEngine:
             drawn_completion(self.tokenizer, row, ends, sampling, len(prompt_ids), share)
             for prompt_ids, row in zip(inputs, output[:, width:].tolist())
         ]
+        # Prompt tokens computed per row: all of them, or (shared) the prefix once and each row's last token.
+        evaluated = [width if i == 0 else 1 for i in range(len(inputs))] if shared else [len(i) for i in inputs]
+        rows = [(drawn, replace(c, prompt_evaluated=e)) for (drawn, c), e in zip(rows, evaluated)]
         if recorder is None:
             return rows
         recorder.finish(output[:, -1])
