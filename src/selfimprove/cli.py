@@ -20,6 +20,7 @@ from selfimprove.core.errors import ConfigError, SelfImproveError
 from selfimprove.reports.console import print_metrics, runs_table
 from selfimprove.runs import metrics
 from selfimprove.runs.store import RunStore
+from selfimprove.serve.settings import ServeSettings
 from selfimprove.training.lmsi import LMSIEngines, LMSISettings
 from selfimprove.training.score import ScoreSettings
 from selfimprove.training.score_pipeline import ScorePipelineSettings
@@ -352,6 +353,42 @@ def testbed(
             trained = "trained" if level in report.trained_levels else "held out"
             evaluated = evaluation.evaluate
             console.print(f"level {level} ({trained}): greedy accuracy {100 * (accuracy or 0):.1f}% of {evaluated}")
+
+    _guard(work)
+
+
+@app.command()
+@settings_options(ServeSettings)
+def serve(
+    engine: str = typer.Option("llama-cpp", help="Engine name: " + ", ".join(engines.names())),
+    model: str | None = typer.Option(
+        None, help="GGUF path (llama-cpp; default: embedded Gemma 3 270M), checkpoint (hf) or upstream model (openai)."
+    ),
+    base_url: str | None = typer.Option(None, help="Upstream OpenAI-compatible server URL (engine openai)."),
+    api_key_env: str | None = typer.Option(None, help="Environment variable holding the upstream server's key."),
+    engine_option: list[str] = typer.Option([], "--engine-option", "-E", help="Extra engine setting KEY=VALUE."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show llama.cpp's and our debug logs."),
+    **settings: Any,
+) -> None:
+    """Serve an OpenAI-compatible API whose model name picks a strategy (`self-consistency-8/MODEL`); see
+    docs/serve.md."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING)
+
+    def work() -> None:
+        try:
+            from selfimprove.serve.server import serve as serve_forever
+        except ImportError as exc:
+            raise ConfigError(
+                f"selfimprove serve needs fastapi and uvicorn: pip install 'selfimprove[serve]' ({exc})"
+            ) from None
+
+        served = settings_from(ServeSettings, settings)
+        connection = dict(model=model, base_url=base_url, api_key_env=api_key_env)
+        if engine == "llama-cpp":
+            connection["verbose"] = verbose or None
+        the_engine = build_part("engine", engine, connection, engine_option, "--engine-option")
+        console.print(f"serving {engine} at http://{served.host}:{served.port}/v1 (Ctrl-C stops)")
+        serve_forever(the_engine, served)
 
     _guard(work)
 

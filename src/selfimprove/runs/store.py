@@ -66,11 +66,13 @@ CREATE TABLE IF NOT EXISTS solutions (
 class RunStore:
     """SQLite-backed store; one instance per process. `session` numbers each invocation of a run."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, shared: bool = False):
+        """`shared`: the connection may be used from several threads (the caller serialises its writes, as the
+        server's recorder does)."""
         self.path = Path(path).expanduser()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0, check_same_thread=not shared)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")  # durable against process death; WAL keeps it fast
             self._db.executescript(_SCHEMA)
