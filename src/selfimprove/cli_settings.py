@@ -61,7 +61,10 @@ def settings_parameters(
         annotation, default = hints[field.name], _default(field)
         if _is_text_tuple(annotation):  # a tuple of names is given as one comma-separated string
             annotation, default = str, ",".join(default)
-        flags = [option_name(field.name), *([aliases[field.name]] if aliases and field.name in aliases else [])]
+        flag = option_name(field.name)
+        if annotation is bool:  # a switch both ways: --merge-requests / --no-merge-requests
+            flag = f"{flag}/--no-{flag[2:]}"
+        flags = [flag, *([aliases[field.name]] if aliases and field.name in aliases else [])]
         option = typer.Option(default, *flags, help=docs.get(field.name, ""))
         parameters.append(inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY, default=option,
                                             annotation=annotation))  # fmt: skip

@@ -95,6 +95,9 @@ class Prompt:
     problem_id: str = ""
     step: str = "main"
     sample_ids: tuple[int, ...] | None = None
+    seed: int | None = None
+    """This prompt's run seed, in place of `Sampling.seed` (None: the Sampling's): lets calls whose seeds differ
+    share one engine call (the server's SharedEngine)."""
 
     def ids(self, n: int) -> tuple[int, ...]:
         return tuple(range(n)) if self.sample_ids is None else self.sample_ids
@@ -107,6 +110,8 @@ class Prompt:
 
 def sample_seed(base_seed: int, prompt: Prompt, sample_id: int) -> int:
     """A 31-bit seed that depends only on the run seed, the prompt text and the sample id."""
+    if prompt.seed is not None:
+        base_seed = prompt.seed
     digest = hashlib.sha256(f"{base_seed}\x00{sample_id}\x00{prompt.text_for_hash()}".encode()).digest()
     return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 

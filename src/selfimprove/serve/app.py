@@ -16,6 +16,7 @@ import json
 import threading
 import time
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -68,6 +69,8 @@ def create_app(engine: Engine, settings: ServeSettings, store: RunStore | None =
     app = FastAPI(title="selfimprove serve")
     keys = keys or KeyRing([], settings.max_concurrent_per_key, settings.requests_per_minute)
     recorder = Recorder(store)
+    # Requests wait on the engine in these threads (asyncio's default pool has cpu + 4: it would cap merging).
+    workers = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="request")
     described = engine.describe()
     served = settings.served_name or str(described.get("model") or described.get("engine"))
 
@@ -118,7 +121,7 @@ def create_app(engine: Engine, settings: ServeSettings, store: RunStore | None =
             finally:
                 keys.release(key)
 
-        job = loop.run_in_executor(None, work)
+        job = loop.run_in_executor(workers, work)
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             stream = sse_stream(job, events, request, request_engine, task, endpoint, served, body, include_usage,

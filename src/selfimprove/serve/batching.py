@@ -4,7 +4,8 @@ together instead of one request after another.
 Each request's thread calls `SharedEngine.generate` as it would the engine; the call waits in a queue. A single
 worker owns the engine: it takes every waiting call, merges those with the same `n` and `Sampling` into one
 `generate` over all their prompts (the engine's continuous batching then fills its slots from all of them), runs
-calls whose settings differ one after another, and hands each caller its own completions, and its `on_complete`
+calls whose settings differ one after another (the seed is not a setting that keeps calls apart: it goes with
+each prompt, `Prompt.seed`), and hands each caller its own completions, and its `on_complete`
 events, as they arrive. Calls that arrive while the engine is busy are merged into the next engine call (merging
 is per engine call: a running call does not take in new sequences).
 """
@@ -15,7 +16,7 @@ import queue
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from selfimprove.core.types import Completion, Prompt, PromptContent, Sampling, normalize_prompts
 from selfimprove.engines.base import Engine, OnComplete
@@ -34,8 +35,9 @@ class _Call:
 class SharedEngine:
     """Wraps an engine that must not be called from two threads at once (llama-cpp, hf)."""
 
-    def __init__(self, engine: Engine):
-        self.engine = engine
+    def __init__(self, engine: Engine, merge: bool = True):
+        """`merge=False` runs every call alone, in arrival order: a lock, kept as the benchmark's baseline."""
+        self.engine, self.merge = engine, merge
         self.name = engine.name
         self._queue: queue.Queue[_Call | None] = queue.Queue()
         self._worker = threading.Thread(target=self._serve, name="shared-engine", daemon=True)
@@ -61,7 +63,9 @@ class SharedEngine:
         sampling: Sampling,
         on_complete: OnComplete | None = None,
     ) -> list[list[Completion]]:
-        call = _Call(normalize_prompts(prompts), n, sampling, on_complete)
+        # The seed travels with each prompt, so calls that differ only in their seed can be merged.
+        seeded = [p if p.seed is not None else replace(p, seed=sampling.seed) for p in normalize_prompts(prompts)]
+        call = _Call(seeded, n, replace(sampling, seed=0), on_complete)
         self._queue.put(call)
         return call.done.result()
 
@@ -80,6 +84,10 @@ class SharedEngine:
                     self._queue.put(None)  # close after this round
                     break
                 waiting.append(more)
+            if not self.merge:
+                for call in waiting:
+                    self._run([call], call.n, call.sampling)
+                continue
             groups: dict[tuple[int, Sampling], list[_Call]] = {}
             for call in waiting:
                 groups.setdefault((call.n, call.sampling), []).append(call)

@@ -20,7 +20,7 @@ IN_PROCESS = ("llama-cpp", "hf")
 
 def prepare(engine: Engine, settings: ServeSettings) -> tuple[Any, Engine, RunStore]:
     """(app, the engine as served, the store): an in-process engine is wrapped so requests share it."""
-    shared = SharedEngine(engine) if engine.name in IN_PROCESS else engine
+    shared = SharedEngine(engine, merge=settings.merge_requests) if engine.name in IN_PROCESS else engine
     keys = KeyRing(load_key_digests(settings.api_keys_file, settings.api_keys_env), settings.max_concurrent_per_key,
                    settings.requests_per_minute)  # fmt: skip
     store = RunStore(settings.store or default_store_path(), shared=True)

@@ -34,12 +34,17 @@ class ServeSettings:
     """The most tokens one completion may generate (`max_tokens` above it gets 400)."""
     request_timeout: float = 600.0
     """Seconds a request may take before the client gets 504 (its samples still finish and are recorded)."""
+    workers: int = 64
+    """Requests answered at once (each holds a thread while its engine calls wait); more queue."""
+    merge_requests: bool = True
+    """Merge concurrent requests' calls to an in-process engine into shared engine calls (False: one request's
+    call at a time, as behind a lock)."""
     store: str = ""
     """The run store every request and its samples are recorded in (default: the house store)."""
 
     def __post_init__(self) -> None:
         require_range("port", self.port, 0, 65535)
-        for name in ("max_concurrent_per_key", "requests_per_minute", "max_n", "max_samples", "max_body_bytes",
-                     "max_tokens_cap"):  # fmt: skip
+        for name in ("workers", "max_concurrent_per_key", "requests_per_minute", "max_n", "max_samples",
+                     "max_body_bytes", "max_tokens_cap"):  # fmt: skip
             require_range(name, getattr(self, name), 1)
         require_range("request_timeout", self.request_timeout, 0, low_excluded=True)
