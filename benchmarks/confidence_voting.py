@@ -11,6 +11,8 @@ Settings are fixed before the run; the slices are dev slices, and nothing here i
 
     python benchmarks/confidence_voting.py              # about 10 minutes on 2 cores
     python benchmarks/confidence_voting.py --limit 5 --samples 4
+    python benchmarks/confidence_voting.py --model work/testbed/merged --shots 0 --level 2 --gsm8k-limit 0 \
+        --limit 100 --max-tokens 96     # the testbed through the hf engine (a model that is usually sure)
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 
 import selfimprove as si
 from selfimprove.core.types import SampleRecord
+from selfimprove.engines.hf import HFEngine
 from selfimprove.strategies.deepconf import DeepConf, most_confident
 from selfimprove.strategies.voting import majority_vote, weighted_vote
 
@@ -73,7 +76,7 @@ def main() -> None:
     k = args.samples
     offline = DeepConf(mode="offline", samples=k, keep_percent=100, max_tokens=args.max_tokens)
     online = DeepConf(mode="online", samples=k, warmup=max(1, k // 2), batch=2, max_tokens=args.max_tokens)
-    engine = si.LlamaCppEngine()
+    engine = si.LlamaCppEngine() if args.model is None else HFEngine(model=args.model, batch_size=32)
     try:
         for name, task in tasks.items():
             problems = list(task.problems(limit=args.limit))
