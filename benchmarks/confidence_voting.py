@@ -66,13 +66,17 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=20)
     parser.add_argument("--samples", type=int, default=8)
     parser.add_argument("--max-tokens", type=int, default=256)
+    parser.add_argument("--model", default=None, help="a Hugging Face checkpoint (hf engine); default: embedded GGUF")
+    parser.add_argument("--level", default="1", help="arithmetic level")
+    parser.add_argument("--shots", type=int, default=4, help="arithmetic exemplars (the testbed takes 0)")
+    parser.add_argument("--gsm8k-limit", type=int, default=None, help="0: no GSM8K (otherwise --limit problems)")
     args = parser.parse_args()
-    tasks = {
-        "gsm8k 8-shot": si.GSM8KTask(
+    tasks = {}
+    if args.gsm8k_limit != 0:
+        tasks["gsm8k 8-shot"] = si.GSM8KTask(
             data=str(GSM8K / "test_dev200.jsonl"), fewshot=str(GSM8K / "train.jsonl"), shots=8
-        ),  # fmt: skip
-        "a ± b 4-shot": si.ArithmeticTask(level=1),
-    }
+        )
+    tasks[f"arithmetic L{args.level} {args.shots}-shot"] = si.ArithmeticTask(level=args.level, shots=args.shots)
     k = args.samples
     offline = DeepConf(mode="offline", samples=k, keep_percent=100, max_tokens=args.max_tokens)
     online = DeepConf(mode="online", samples=k, warmup=max(1, k // 2), batch=2, max_tokens=args.max_tokens)
