@@ -10,6 +10,7 @@ Confidence", arXiv:2508.15260). Pure functions: engines use them to end a trace 
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 
 
@@ -44,7 +45,7 @@ class RunningGroupConfidence:
 
     def __init__(self, window: int, threshold: float):
         self.window, self.threshold = window, threshold
-        self.recent: list[float] = []
+        self.recent: deque[float] = deque()
         self.total = 0.0
 
     def add(self, top: Sequence[tuple[str, float]]) -> bool:
@@ -53,5 +54,5 @@ class RunningGroupConfidence:
         self.recent.append(value)
         self.total += value
         if len(self.recent) > self.window:
-            self.total -= self.recent.pop(0)
+            self.total -= self.recent.popleft()
         return len(self.recent) == self.window and self.total / self.window < self.threshold

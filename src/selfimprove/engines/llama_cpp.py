@@ -172,6 +172,7 @@ class LlamaCppEngine:
         except ValueError as exc:
             raise EngineError(f"llama.cpp could not create a context for {self.model_path}: {exc}") from exc
         self._vocab = self._model.vocab
+        self._n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
         self._batch = llama_cpp.llama_batch_init(max(n_batch, max_parallel), 0, max_parallel + self.cache_slots)
         self._chat_formatter = None
         self._chat_template = self._model.metadata().get("tokenizer.chat_template")
@@ -436,8 +437,7 @@ class LlamaCppEngine:
         import numpy as np
 
         lib = self._llama_cpp
-        n_vocab = lib.llama_vocab_n_tokens(self._vocab)
-        logits = np.ctypeslib.as_array(lib.llama_get_logits_ith(self._ctx.ctx, logits_index), shape=(n_vocab,))
+        logits = np.ctypeslib.as_array(lib.llama_get_logits_ith(self._ctx.ctx, logits_index), shape=(self._n_vocab,))
         highest = float(logits.max())
         normaliser = highest + float(np.log(np.exp(logits - highest).sum(dtype=np.float64)))
         seq.logprobs.append(float(logits[token]) - normaliser)
