@@ -122,10 +122,10 @@ def separable_preferences(count: int, list_size: int = 2, seed: int = 0) -> list
 
 @pytest.mark.parametrize("loss,list_size", [("pairwise", 2), ("listwise", 3)])
 def test_both_losses_fall_on_separable_preferences(tiny_base, tmp_path, loss, list_size):
-    from selfimprove.training.reward_models import RewardTrainSettings, train_reward_models
+    from selfimprove.training.reward_models import RewardTrainSettings, reward_train
 
     settings = RewardTrainSettings(loss=loss, epochs=4, learning_rate=3e-3, batch_size=8, dev_share=0.2)
-    report = train_reward_models(
+    report = reward_train(
         tiny_base, separable_preferences(80, list_size), tmp_path / loss, settings, progress=lambda _: None
     )
     (member,) = report.members
@@ -133,7 +133,7 @@ def test_both_losses_fall_on_separable_preferences(tiny_base, tmp_path, loss, li
     assert member.dev_accuracy > 0.9
     record = json.loads((tmp_path / loss / "member-0" / "reward.json").read_text())
     assert record["loss"] == loss and record["reward_std"] > 0
-    again = train_reward_models(
+    again = reward_train(
         tiny_base, separable_preferences(80, list_size), tmp_path / loss, settings, progress=lambda _: None
     )
     assert again.members[0].losses == member.losses  # a finished member is not trained again
@@ -177,10 +177,10 @@ def test_listwise_trainer_loss_equals_pairwise_trainer_loss_on_pairs(tiny_base, 
 
 
 def test_an_ensemble_scores_with_every_member_and_aggregates(tiny_base, tmp_path):
-    from selfimprove.training.reward_models import RewardTrainSettings, train_reward_models
+    from selfimprove.training.reward_models import RewardTrainSettings, reward_train
 
     settings = RewardTrainSettings(members=2, epochs=1, learning_rate=3e-3, dev_share=0.25)
-    report = train_reward_models(tiny_base, separable_preferences(24), tmp_path, settings, progress=lambda _: None)
+    report = reward_train(tiny_base, separable_preferences(24), tmp_path, settings, progress=lambda _: None)
     assert [m.seed for m in report.members] == [0, 1]
     assert set(report.ensemble_dev_accuracy) == {"mean", "min", "uncertainty", "median"}
     ensemble = load_reward(tmp_path, aggregator="min")
@@ -193,3 +193,42 @@ def test_an_ensemble_scores_with_every_member_and_aggregates(tiny_base, tmp_path
     assert [s.members for s in scores] == [tuple(column) for column in zip(*alone)]
     with pytest.raises(ConfigError, match="not an ensemble"):
         load_reward(tmp_path / "member-0", aggregator="min")
+
+
+def test_best_of_n_with_a_trained_reward_model_picks_what_it_learned(tiny_base, tmp_path):
+    from doubles import ScriptedEngine
+    from selfimprove.api import run
+    from selfimprove.strategies.best_of_n import BestOfN
+    from selfimprove.tasks.questions import QuestionsTask
+    from selfimprove.training.reward_models import RewardTrainSettings, reward_train
+
+    settings = RewardTrainSettings(epochs=4, learning_rate=3e-3, dev_share=0.2)
+    reward_train(tiny_base, separable_preferences(80), tmp_path / "rm", settings, progress=lambda _: None)
+    task = QuestionsTask(items=[("What is 6 * 7?", 42), ("What is 40 + 2?", 42)])
+    # Sample 2 ends in '!', the mark the reward model learned to prefer; it also holds the only right answer.
+    engine = ScriptedEngine(lambda prompt, s: f" The answer is {40 + s}" + ("!" if s == 2 else "?"))
+    result = run(task, BestOfN(samples=4, reward_model=str(tmp_path / "rm")), engine, store=tmp_path / "s.sqlite")
+    assert result.metrics.accuracy == 1.0 and result.metrics.majority_accuracy < 1.0
+    assert all(row["extra"]["chosen_sample"] == 2 for row in result.solutions)
+
+
+def test_cli_reward_train_from_jsonl_and_a_bad_row(tiny_base, tmp_path):
+    from typer.testing import CliRunner
+
+    from selfimprove.cli import app
+
+    rows = [
+        {"prompt": p.prompt, "chosen": p.responses[0], "rejected": p.responses[1]} for p in separable_preferences(20)
+    ]
+    data = tmp_path / "prefs.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "rm"
+    args = ["reward", "train", "--out", str(out), "--model", tiny_base, "--preferences", str(data), "--epochs", "1"]
+    result = CliRunner().invoke(app, [*args, "--members", "2", "--dev-share", "0.2"])
+    assert result.exit_code == 0, result.output
+    assert "ensemble (min): held-out pair accuracy" in result.output and (out / "member-1" / "reward.json").is_file()
+    data.write_text(json.dumps(rows[0]) + "\n" + json.dumps({"prompt": "Q", "chosen": "a", "rejected": 3}) + "\n")
+    result = CliRunner().invoke(app, [*args[:-2], "--out", str(tmp_path / "other")])
+    assert result.exit_code != 0 and "prefs.jsonl:2: field 'rejected'" in result.output
+    result = CliRunner().invoke(app, [*args, "--label-noise", "1.5"])
+    assert result.exit_code != 0 and "--label-noise must be in [0, 1]" in result.output

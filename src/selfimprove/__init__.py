@@ -53,6 +53,13 @@ _EXPORTS = {
     "LeastToMost": "selfimprove.strategies.least_to_most",
     "LogicOfThought": "selfimprove.strategies.logic_of_thought",
     "TreeOfThoughts": "selfimprove.strategies.tree_of_thoughts",
+    "BestOfN": "selfimprove.strategies.best_of_n",
+    # reward models
+    "RewardModel": "selfimprove.rewards.model",
+    "RewardEnsemble": "selfimprove.rewards.model",
+    "load_reward": "selfimprove.rewards.model",
+    "Preference": "selfimprove.rewards.preferences",
+    "load_preferences": "selfimprove.rewards.preferences",
     # training pipelines: one call each, a typed report back (the CLI commands of the same names)
     "testbed": "selfimprove.training.testbed",
     "TestbedSettings": "selfimprove.training.testbed",
@@ -63,6 +70,9 @@ _EXPORTS = {
     "score": "selfimprove.training.score_pipeline",
     "ScoreSettings": "selfimprove.training.score",
     "ScorePipelineSettings": "selfimprove.training.score_pipeline",
+    "reward_train": "selfimprove.training.reward_models",
+    "RewardTrainSettings": "selfimprove.training.reward_models",
+    "preferences_from_run": "selfimprove.training.reward_models",
     "export_checkpoint": "selfimprove.training.gguf_export",
     "export_gguf": "selfimprove.training.gguf_export",
     "default_template": "selfimprove.training.gguf_export",

@@ -22,6 +22,7 @@ from selfimprove.runs import metrics
 from selfimprove.runs.store import RunStore
 from selfimprove.serve.settings import ServeSettings
 from selfimprove.training.lmsi import LMSIEngines, LMSISettings
+from selfimprove.training.reward_models import RewardTrainSettings
 from selfimprove.training.score import ScoreSettings
 from selfimprove.training.score_pipeline import ScorePipelineSettings
 from selfimprove.training.testbed import TestbedEvaluation, TestbedSettings
@@ -110,6 +111,7 @@ def run(
     max_tokens: int | None = typer.Option(None, help="Most tokens per completion."),
     seed: int | None = typer.Option(None, help="Sampling seed (same seed, same samples)."),
     limit: int | None = typer.Option(None, help="Solve only the first N test problems."),
+    split: str = typer.Option("test", help="Problems to solve: test, or train (samples to train a reward model on)."),
     batch_size: int = typer.Option(4, help="Problems handed to the strategy at a time."),
     store: Path | None = typer.Option(None, help="Run store file (default: $SELFIMPROVE_HOME/runs.sqlite)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show llama.cpp's and our debug logs."),
@@ -125,14 +127,16 @@ def run(
         sampling = dict(samples=samples, turns=turns, turn_samples=turn_samples, temperature=temperature,
                         top_p=top_p, top_k=top_k, max_tokens=max_tokens, seed=seed)  # fmt: skip
         the_strategy = build_part("strategy", strategy, sampling, strategy_option, "--strategy-option")
-        next(iter(the_task.problems("test", limit=1)), None)  # a bad dataset fails before a model loads
+        if split not in ("test", "train"):
+            raise ConfigError(f"--split must be test or train, got {split!r}")
+        next(iter(the_task.problems(split, limit=1)), None)  # a bad dataset fails before a model loads
         connection = dict(model=model, base_url=base_url, api_key_env=api_key_env)
         if engine == "llama-cpp":
             connection["verbose"] = verbose or None
         the_engine = build_part("engine", engine, connection, engine_option, "--engine-option")
         try:
             result = run_api(the_task, the_strategy, the_engine, store=store or default_store_path(), limit=limit,
-                             batch_size=batch_size, progress=progress)  # fmt: skip
+                             split=split, batch_size=batch_size, progress=progress)  # fmt: skip
         finally:
             the_engine.close()
         if result.completions_reused:
@@ -330,6 +334,59 @@ def score(
         if report.evaluation is not None:
             title = f"{the_task.name}: self-correct (2 turns, greedy), test split"
             console.print(self_correction_table(report.evaluation, title))
+
+    _guard(work)
+
+
+reward_app = typer.Typer(no_args_is_help=True, help="Reward models: train one or an ensemble (best-of-n uses them).")
+app.add_typer(reward_app, name="reward")
+
+
+@reward_app.command("train")
+@settings_options(RewardTrainSettings)
+def reward_train(
+    out: Path = typer.Option(..., "--out", help="Folder for the members and ensemble.json. Re-run to resume."),
+    model: str | None = typer.Option(None, help="Base model: checkpoint folder, hub name, .gguf (default: embedded)."),
+    preferences: Path | None = typer.Option(
+        None, help="JSONL of {prompt, chosen, rejected} or {prompt, responses, ranking} rows."
+    ),
+    from_run: str | None = typer.Option(
+        None, help="Make preferences from this run's graded samples (right over wrong); give the run's task flags."
+    ),
+    task: str = typer.Option("arithmetic", help="The run's task (with --from-run): " + ", ".join(tasks.names())),
+    data: str | None = typer.Option(None, help="The run's task dataset file (with --from-run)."),
+    level: str | None = typer.Option(None, help="The run's arithmetic levels (with --from-run)."),
+    task_option: list[str] = typer.Option([], "--task-option", "-O", help="Extra task setting KEY=VALUE."),
+    per_problem: int = typer.Option(8, help="Preferences made per problem (with --from-run)."),
+    list_size: int = typer.Option(2, help="Responses per preference made from a run: 2 = pairs, more = ranked lists."),
+    store: Path | None = typer.Option(None, help="Run store file (with --from-run)."),
+    **settings: Any,
+) -> None:
+    """Train a reward model, or an ensemble (--members K), with the pairwise or listwise loss; print each
+    member's held-out accuracy and the ensemble's under every aggregator."""
+    from selfimprove.rewards.preferences import load_preferences
+    from selfimprove.training.reward_models import preferences_from_run
+    from selfimprove.training.reward_models import reward_train as train
+
+    def work() -> None:
+        trainer_settings = settings_from(RewardTrainSettings, settings)
+        if (preferences is None) == (from_run is None):
+            raise ConfigError("give one of --preferences FILE or --from-run RUN_ID")
+        if preferences is not None:
+            rows = load_preferences(preferences)
+        else:
+            run_store = _store(store)
+            the_task = build_task(task, data, level, task_option)
+            rows = preferences_from_run(
+                run_store, run_store.find_run(from_run), the_task, per_problem, list_size, trainer_settings.seed
+            )
+        report = train(model, rows, out, trainer_settings, progress=_print_wide)
+        for member in report.members:
+            accuracy = "–" if member.dev_accuracy is None else f"{100 * member.dev_accuracy:.1f}%"
+            console.print(f"{member.path}: held-out pair accuracy {accuracy}, {member.seconds:.0f} s")
+        for rule, accuracy in report.ensemble_dev_accuracy.items():
+            console.print(f"ensemble ({rule}): held-out pair accuracy {100 * accuracy:.1f}%")
+        console.print(f"best-of-n with it: selfimprove run --strategy best-of-n -S reward_model={out}")
 
     _guard(work)
 

@@ -85,3 +85,25 @@ def paired_comparison(
         both_wrong=n - wins - losses - both,
         p_value=mcnemar_exact(losses, wins),
     )
+
+
+def best_of_n_expectation(rewards: Sequence[float], values: Sequence[float], n: int) -> float:
+    """The expected value of the highest-reward sample among n drawn without replacement from these N samples,
+    computed exactly over all C(N, n) subsets rather than by re-sampling (the estimator of Nakano et al. 2021
+    and Gao et al. 2022): the i-th best of N (0-based) is a subset's best with probability C(N-1-i, n-1) / C(N, n).
+    Equal rewards share their probability equally."""
+    total = len(rewards)
+    if not 1 <= n <= total or len(values) != total:
+        raise ValueError(f"best-of-{n} needs 1 <= n <= {total} samples with one value each")
+    order = sorted(range(total), key=lambda i: -rewards[i])
+    subsets = math.comb(total, n)
+    expected = 0.0
+    i = 0
+    while i < total:
+        j = i
+        while j + 1 < total and rewards[order[j + 1]] == rewards[order[i]]:
+            j += 1
+        chance = sum(math.comb(total - 1 - r, n - 1) for r in range(i, j + 1)) / subsets
+        expected += chance * sum(values[order[r]] for r in range(i, j + 1)) / (j - i + 1)
+        i = j + 1
+    return expected

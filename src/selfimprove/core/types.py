@@ -159,6 +159,10 @@ class SampleRecord:
     log-probabilities."""
     confidence: float | None = None
     """A confidence a strategy gave the trace (DeepConf's lowest group confidence), where one did."""
+    reward: float | None = None
+    """The reward a reward model (or an ensemble, aggregated) gave it, where a strategy scored it (best-of-n)."""
+    reward_members: tuple[float, ...] | None = None
+    """An ensemble's member rewards, each standardised, before aggregation."""
     auxiliary: bool = False
     """A step whose text is not meant to hold an answer (Logic-of-Thought's extraction, least-to-most's
     decomposition, tree-of-thoughts' partial steps and ratings): left out of extraction failures."""

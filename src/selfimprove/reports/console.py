@@ -33,6 +33,8 @@ def metrics_table(run_id: str, label: str, strategy: str, m: RunMetrics) -> Tabl
         table.add_row(f"  maj@{k}", _pct(value))
     for k, value in m.pass_at_k.items():
         table.add_row(f"  pass@{k}", _pct(value))
+    for k, value in m.best_of_n.items():
+        table.add_row(f"  best-of-{k} (reward)", _pct(value))
     if m.voted_samples_per_problem and not m.maj_at_k:
         table.add_row("voted samples / problem", f"{m.voted_samples_per_problem:.2f}")
     table.add_row("generated tokens / problem", f"{m.completion_tokens_per_problem:.1f}")
@@ -178,6 +180,16 @@ def problem_trace(row: dict) -> Group:
     ]
     if row["votes"]:
         parts.append(Text("votes: " + ", ".join(f"{a}: {c}" for a, c in row["votes"].items())))
+    scored = [x for x in row["samples"] if x.get("reward") is not None]
+    if scored:
+        parts.append(Text("samples by reward:", style="bold"))
+        chosen = row["extra"].get("chosen_sample")
+        for x in sorted(scored, key=lambda x: -x["reward"]):
+            members = x.get("reward_members")
+            spread = f"  members {', '.join(f'{v:+.3f}' for v in members)}" if members else ""
+            mark = "*" if x["index"] == chosen and x["step"] == "sample" else " "
+            line = f" {mark}#{x['index']} reward {x['reward']:+.3f}  answer {x['answer']!s}  correct {x['correct']}"
+            parts.append(Text(line + spread))
     lot = row["extra"].get("lot")
     if lot:
         parts.append(Text(f"Logic-of-Thought: {lot['status']}", style="bold"))

@@ -75,8 +75,14 @@ def _curves(views: list[RunView]) -> list[tuple[str, str]]:
     if with_k:
         series = [plots.Series(v.name, list(v.metrics.maj_at_k), list(v.metrics.maj_at_k.values())) for v in with_k]
         lines = [plots.Series(f"{v.name} (greedy)", [], [v.metrics.greedy_accuracy]) for v in greedy]
+        for v in (v for v in with_k if v.metrics.best_of_n):
+            for what, curve in (("best-of-n", v.metrics.best_of_n), ("pass@k", v.metrics.pass_at_k)):
+                series.append(plots.Series(f"{v.name} {what}", list(curve), list(curve.values())))
         image = plots.line_plot(series, "maj@k", "k (samples voted)", "accuracy (%)", log2_x=True, baselines=lines)
-        figures.append(("maj@k (dashed: the same run's greedy answer)", image))
+        caption = "maj@k (dashed: the same run's greedy answer)"
+        if any(v.metrics.best_of_n for v in with_k):
+            caption += "; best-of-n by reward and pass@k beside it"
+        figures.append((caption, image))
     crosses = [
         plots.Series(f"{v.name} (greedy)", [tokens], [v.metrics.greedy_accuracy])
         for v in greedy

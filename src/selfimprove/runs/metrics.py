@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from selfimprove.core.stats import best_of_n_expectation
 from selfimprove.core.types import Problem, Solution
 from selfimprove.grading.code import pass_at_k
 from selfimprove.runs.store import solution_row
@@ -62,6 +63,9 @@ class RunMetrics:
     length_stop_rate: float | None = None
     """Share of answer samples that ran to max_tokens (repetition loops show here); None for rows stored before
     samples carried their finish reason."""
+    best_of_n: dict[int, float] = field(default_factory=dict)
+    """Expected accuracy of the highest-reward sample (that states an answer) among n of the K, by n: the exact
+    best-of-n estimator over all subsets (core/stats.py), for runs whose samples carry rewards (best-of-n)."""
     by_level: dict[str, dict[str, Any]] = field(default_factory=dict)
     by_subject: dict[str, dict[str, Any]] = field(default_factory=dict)
     grade_statuses: dict[str, int] = field(default_factory=dict)
@@ -169,9 +173,27 @@ def compute(
         metrics.length_stop_rate = sum(x["finish_reason"] == "length" for x in answering) / len(answering)
     statuses = [x["detail"].split(":", 1)[0] for x in all_samples if x.get("detail")]
     metrics.grade_statuses = dict(sorted(Counter(statuses).items(), key=lambda item: -item[1]))
+    if big_k and graded and all(x.get("reward") is not None for rows in voted for x in rows):
+        metrics.best_of_n = best_of_n_curve([v for s, v in zip(solutions, voted) if s["correct"] is not None], big_k)
     metrics.by_level = _breakdown(solutions, "level", step)
     metrics.by_subject = _breakdown(solutions, "subject", step)
     return metrics
+
+
+def best_of_n_curve(voted: Sequence[Sequence[dict[str, Any]]], big_k: int) -> dict[int, float]:
+    """best-of-n accuracy for n = 1, 2, 4, ... K; a sample without an answer is never the choice (reward −inf)."""
+    curve = {}
+    for n in ks_for(big_k):
+        values = [
+            best_of_n_expectation(
+                [x["reward"] if x["answer"] is not None else -math.inf for x in rows[:big_k]],
+                [float(bool(x["correct"]) and x["answer"] is not None) for x in rows[:big_k]],
+                n,
+            )
+            for rows in voted
+        ]
+        curve[n] = sum(values) / len(values)
+    return curve
 
 
 def as_rows(

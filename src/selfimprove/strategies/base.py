@@ -41,6 +41,7 @@ registry: Registry[Strategy] = Registry(
         "selfimprove.strategies.least_to_most",
         "selfimprove.strategies.logic_of_thought",
         "selfimprove.strategies.tree_of_thoughts",
+        "selfimprove.strategies.best_of_n",
     ),
 )
 names = registry.names

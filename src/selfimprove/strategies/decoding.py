@@ -35,7 +35,11 @@ class RepetitionControls:
 _OFF = {f.name: f.default for f in fields(RepetitionControls)}
 
 
-def settings_identity(settings: Any) -> dict[str, Any]:
-    """`asdict(settings)` without the repetition penalties that are at their defaults."""
-    described = asdict(settings)
+def settings_identity(settings: Any, leave_out: tuple[str, ...] = ()) -> dict[str, Any]:
+    """`asdict(settings)` without the repetition penalties that are at their defaults and without the fields
+    in `leave_out` (objects that describe themselves, such as a reward scorer, are never copied)."""
+    if leave_out:
+        described = {f.name: getattr(settings, f.name) for f in fields(settings) if f.name not in leave_out}
+    else:
+        described = asdict(settings)
     return {k: v for k, v in described.items() if not (k in _OFF and v == _OFF[k])}

@@ -50,8 +50,10 @@ class RewardTrainSettings:
     """What differs between members: seed (the reward head's initialisation and the data order) or order
     (the data order only). Different base models: `bases`."""
     bases: tuple[str, ...] = ()
-    """Base checkpoints for the members, taken in turn (member i gets bases[i % len]); empty: the model given."""
+    """Base checkpoints for the members, taken in turn (comma-separated on the command line); empty: the model
+    given."""
     epochs: float = 2.0
+    """Passes over the training preferences."""
     learning_rate: float = 1e-4
     batch_size: int = 8
     """Preferences per step (pairs or lists)."""
@@ -109,7 +111,7 @@ class RewardTrainReport:
     """Dev accuracy of the whole ensemble under each aggregator (K > 1)."""
 
 
-def train_reward_models(
+def reward_train(
     base: str | None,
     preferences: Sequence[Preference],
     out: str | Path,
