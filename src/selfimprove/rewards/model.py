@@ -70,11 +70,12 @@ class RewardModel:
 
         model, tokenizer, mean, std = self._model()
         texts = [prompt + response + (tokenizer.eos_token or "") for prompt, response in zip(prompts, responses)]
+        unique = list(dict.fromkeys(texts))  # n samples often repeat one another: each text is scored once
         rewards: list[float] = []
         with torch.inference_mode():
-            for start in range(0, len(texts), self.batch_size):
+            for start in range(0, len(unique), self.batch_size):
                 batch = tokenizer(
-                    texts[start : start + self.batch_size],
+                    unique[start : start + self.batch_size],
                     return_tensors="pt",
                     padding=True,
                     truncation=True,
@@ -83,7 +84,8 @@ class RewardModel:
                 ).to(self.device)
                 logits = model(**batch).logits.squeeze(-1).float()
                 rewards.extend(((logits - mean) / std).tolist())
-        return rewards
+        by_text = dict(zip(unique, rewards))
+        return [by_text[text] for text in texts]
 
     def _model(self) -> tuple[Any, Any, float, float]:
         if self._loaded is None:

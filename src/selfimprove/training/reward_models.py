@@ -311,10 +311,12 @@ def preferences_from_run(
     split = config.get("task", {}).get("split", "test")
     if split == "test":
         log.warning("run %s solved the test split: a reward model trained on it must not be evaluated there", run_id)
-    problems = {p.id: p for p in task.problems(split)}
+    rows = store.solutions(run_id)
+    # A run solved the first problems of its split (a generated task's split never ends): read as many.
+    problems = {p.id: p for p in task.problems(split, limit=max((r["position"] for r in rows), default=-1) + 1)}
     rng = random.Random(seed)
     preferences = []
-    for row in store.solutions(run_id):
+    for row in rows:
         problem = problems.get(row["problem_id"])
         if problem is None:
             continue
