@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 
 import pytest
 
@@ -11,6 +10,7 @@ from selfimprove.core.errors import ConfigError, DataError
 from selfimprove.rewards.aggregate import aggregate, disagreement
 from selfimprove.rewards.model import RewardEnsemble, load_reward
 from selfimprove.rewards.preferences import Preference, load_preferences, with_label_noise
+from tiny_models import separable_preferences
 
 torch = pytest.importorskip("torch")
 
@@ -99,25 +99,13 @@ def test_label_noise_reverses_exactly_the_share_asked():
 
 @pytest.fixture(scope="module")
 def tiny_base(tmp_path_factory):
-    from tests.tiny_models import tiny_llama
+    from tiny_models import tiny_llama
 
     model, tokenizer = tiny_llama(seed=0)
     folder = tmp_path_factory.mktemp("base")
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return str(folder)
-
-
-def separable_preferences(count: int, list_size: int = 2, seed: int = 0) -> list[Preference]:
-    """Strictly ranked responses told apart by their last character ('!' best, then '.', ',', '?'): a reward
-    model only has to read it."""
-    rng = random.Random(seed)
-    preferences = []
-    for i in range(count):
-        digits = ["".join(rng.choice("0123456789") for _ in range(4)) for _ in range(list_size)]
-        responses = tuple(d + mark for d, mark in zip(digits, "!.,?"[: list_size - 1] + "?"))
-        preferences.append(Preference(f"Q{i}: ", responses, tuple(range(list_size))))
-    return preferences
 
 
 @pytest.mark.parametrize("loss,list_size", [("pairwise", 2), ("listwise", 3)])

@@ -177,3 +177,41 @@ def test_shared_engine_merges_concurrent_calls():
     assert shared.generate(["r"], 1, Sampling())[0][0].text == "r:0"  # the worker survived
     shared.close()
     time.sleep(0)
+
+
+class LowestAnswerScorer:
+    """Rewards a response by minus the number it ends with (the smallest answer wins)."""
+
+    def describe(self):
+        return {"scorer": "lowest-answer"}
+
+    def score(self, prompt, responses):
+        from selfimprove.rewards.model import RewardScore
+
+        return [RewardScore(-float(r.rstrip(".").split()[-1])) for r in responses]
+
+
+def test_best_of_n_route_ranks_by_the_servers_reward_model_only(tmp_path):
+    settings = ServeSettings(port=0, served_name="m", store=str(tmp_path / "s.sqlite"))
+    engine = CountingEngine(answer_of=lambda s: 7 if s % 3 else 5)  # votes say 7, the reward says 5
+    with_rm = BackgroundServer(engine, settings, scorer=LowestAnswerScorer())
+    try:
+        client = openai.OpenAI(base_url=with_rm.url, api_key="none")
+        reply = client.chat.completions.create(model="best-of-n-6/m", messages=[{"role": "user", "content": "?"}])
+        choice = reply.model_extra["selfimprove"]["choices"][0]
+        assert reply.choices[0].message.content == " The answer is 5." and choice["answer"] == "5"
+        assert choice["votes"] == {"7": 4, "5": 2} and choice["rewards"] == [-5.0, -7.0, -7.0, -5.0, -7.0, -7.0]
+        raw = httpx.post(f"{with_rm.url}/chat/completions", json={
+            "model": "best-of-n-4/m", "messages": [{"role": "user", "content": "?"}],
+            "selfimprove": {"settings": {"reward_model": "/etc"}}})  # fmt: skip
+        assert raw.status_code == 400 and "server's to choose" in raw.json()["error"]["message"]
+    finally:
+        with_rm.stop()
+    plain_settings = ServeSettings(port=0, served_name="m", store=str(tmp_path / "t.sqlite"))
+    without = BackgroundServer(CountingEngine(), plain_settings)
+    try:
+        raw = httpx.post(f"{without.url}/chat/completions",
+                         json={"model": "best-of-n-4/m", "messages": [{"role": "user", "content": "?"}]})  # fmt: skip
+        assert raw.status_code == 400 and "--reward-model" in raw.json()["error"]["message"]
+    finally:
+        without.stop()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 
 def tiny_llama(seed: int = 0, hidden: int = 32, layers: int = 2):
     """(model, tokenizer): a 2-layer Llama over the character tokenizer, random weights."""
@@ -86,3 +88,17 @@ def gguf_template(path, arch: str, config, vocab: int, tied: bool) -> None:
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
+
+
+def separable_preferences(count: int, list_size: int = 2, seed: int = 0) -> list:
+    """Strictly ranked responses told apart by their last character ('!' best, then '.', ',', '?'): a reward
+    model only has to read it."""
+    from selfimprove.rewards.preferences import Preference
+
+    rng = random.Random(seed)
+    preferences = []
+    for i in range(count):
+        digits = ["".join(rng.choice("0123456789") for _ in range(4)) for _ in range(list_size)]
+        responses = tuple(d + mark for d, mark in zip(digits, "!.,?"[: list_size - 1] + "?"))
+        preferences.append(Preference(f"Q{i}: ", responses, tuple(range(list_size))))
+    return preferences

@@ -37,7 +37,9 @@ class RewardScore:
 
 @runtime_checkable
 class RewardScorer(Protocol):
-    def score(self, prompt: str, responses: Sequence[str]) -> list[RewardScore]: ...
+    def score(self, prompt: str | list[dict], responses: Sequence[str]) -> list[RewardScore]:
+        """Each response's reward; `prompt` is text or chat messages."""
+        ...
 
     def describe(self) -> dict:
         """What identifies the scores (for a run's id)."""
@@ -61,15 +63,16 @@ class RewardModel:
     def describe(self) -> dict:
         return {"reward_model": str(self.path), "fingerprint": fingerprint(Path(self.path))}
 
-    def score(self, prompt: str, responses: Sequence[str]) -> list[RewardScore]:
+    def score(self, prompt: str | list[dict], responses: Sequence[str]) -> list[RewardScore]:
         return [RewardScore(value) for value in self.score_texts([prompt] * len(responses), responses)]
 
-    def score_texts(self, prompts: Sequence[str], responses: Sequence[str]) -> list[float]:
+    def score_texts(self, prompts: Sequence[str | list[dict]], responses: Sequence[str]) -> list[float]:
         """The reward of each (prompt, response), standardised where the model's calibration says how."""
         import torch
 
         model, tokenizer, mean, std = self._model()
-        texts = [prompt + response + (tokenizer.eos_token or "") for prompt, response in zip(prompts, responses)]
+        eos = tokenizer.eos_token or ""
+        texts = [render_prompt(prompt, tokenizer) + response + eos for prompt, response in zip(prompts, responses)]
         unique = list(dict.fromkeys(texts))  # n samples often repeat one another: each text is scored once
         rewards: list[float] = []
         with torch.inference_mode():
@@ -119,7 +122,7 @@ class RewardEnsemble:
             described["uncertainty_weight"] = self.uncertainty_weight
         return described
 
-    def score(self, prompt: str, responses: Sequence[str]) -> list[RewardScore]:
+    def score(self, prompt: str | list[dict], responses: Sequence[str]) -> list[RewardScore]:
         per_member = [member.score_texts([prompt] * len(responses), responses) for member in self.members]
         return [self.combine([column[i] for column in per_member]) for i in range(len(responses))]
 
@@ -141,6 +144,16 @@ def load_reward(
     if aggregator != "mean":
         raise ConfigError(f"{folder} is one reward model, not an ensemble: aggregator {aggregator!r} needs members")
     return RewardModel(str(folder), batch_size=batch_size)
+
+
+def render_prompt(prompt: str | list[dict], tokenizer: Any) -> str:
+    """A prompt as the text a response follows: text as it is; chat messages through the tokenizer's chat
+    template (ready for the assistant's turn), or as "role: content" lines where it has none."""
+    if isinstance(prompt, str):
+        return prompt
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+    return "".join(f"{m.get('role', 'user')}: {m.get('content') or ''}\n" for m in prompt) + "assistant:"
 
 
 def load_sequence_scorer(path: str, device: str = "cpu") -> tuple[Any, Any]:

@@ -144,11 +144,19 @@ def answer(
         "settings": route.strategy.describe(),
         "choices": [
             {"answer": s.answer, "votes": s.votes, "confidence": s.confidence, "samples": len(s.samples),
-             "extra": _plain(s.extra)}
+             "extra": _plain(s.extra), **_rewards(s)}
             for s in solutions
         ],  # fmt: skip
     }
     return Answered(request_id, choices, engine.kept, route, extension)
+
+
+def _rewards(solution: Solution) -> dict[str, Any]:
+    """Each sample's reward (and its ensemble members'), where a reward model scored them."""
+    scored = [r for r in solution.samples if r.reward is not None]
+    if not scored:
+        return {}
+    return {"rewards": [r.reward for r in scored], "reward_members": [list(r.reward_members or ()) for r in scored]}
 
 
 def _reseeded(strategy: Any, offset: int) -> Any:
@@ -171,6 +179,10 @@ def _choice(solution: Solution) -> Choice:
     if turns:
         return Choice(turns[-1]["text"], "stop", solution.answer, solution)
     answering = [r for r in solution.samples if not r.auxiliary]
+    chosen = solution.extra.get("chosen_sample")
+    if chosen is not None:  # best-of-n: the sample the reward chose
+        record = next(r for r in answering if r.step == "sample" and r.index == chosen)
+        return Choice(record.text, record.finish_reason or "stop", solution.answer, solution)
     agreeing = [r for r in answering if r.answer is not None and r.answer == solution.answer]
     preferred = [r for r in agreeing if r.step != "greedy"] or agreeing or answering[-1:]
     if not preferred:

@@ -63,12 +63,24 @@ _KINDS = {400: "invalid_request_error", 401: "authentication_error", 404: "inval
           500: "api_error"}  # fmt: skip
 
 
-def create_app(engine: Engine, settings: ServeSettings, store: RunStore | None = None, keys: KeyRing | None = None):
-    """The FastAPI app serving `engine` (wrap an in-process engine in `SharedEngine` first)."""
+def create_app(
+    engine: Engine,
+    settings: ServeSettings,
+    store: RunStore | None = None,
+    keys: KeyRing | None = None,
+    scorer: Any = None,
+):
+    """The FastAPI app serving `engine` (wrap an in-process engine in `SharedEngine` first); `scorer` ranks
+    best-of-n's samples (default: `settings.reward_model` loaded here, or none)."""
 
     app = FastAPI(title="selfimprove serve")
     keys = keys or KeyRing([], settings.max_concurrent_per_key, settings.requests_per_minute)
     recorder = Recorder(store)
+    if scorer is None and settings.reward_model:
+        from selfimprove.rewards.model import load_reward
+
+        scorer = load_reward(settings.reward_model)
+        scorer.score("", ["warm-up"])  # load the weights now, not inside the first requests' threads
     # Requests wait on the engine in these threads (asyncio's default pool has cpu + 4: it would cap merging).
     workers = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="request")
     described = engine.describe()
@@ -99,7 +111,7 @@ def create_app(engine: Engine, settings: ServeSettings, store: RunStore | None =
             if not isinstance(body, dict):
                 raise ValueError("the body must be a JSON object")
             content, n, stop = parse_request(body, endpoint, settings)
-            route = build_route(body, served, settings.max_samples)
+            route = build_route(body, served, settings.max_samples, scorer)
         except ValueError as exc:
             return failure(RequestError(f"malformed request: {exc}", 400))
         except RequestError as exc:

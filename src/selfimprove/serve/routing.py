@@ -72,8 +72,9 @@ def known_strategies() -> list[str]:
     return sorted(strategies.names())
 
 
-def build_route(body: dict[str, Any], served: str, max_samples: int) -> Route:
-    """The Route of a request body (its `model`, its `selfimprove` field, its sampling fields)."""
+def build_route(body: dict[str, Any], served: str, max_samples: int, scorer: Any = None) -> Route:
+    """The Route of a request body (its `model`, its `selfimprove` field, its sampling fields). A strategy that
+    ranks by reward (best-of-n) gets the server's `scorer`; a client never names a reward model's files."""
     name, settings = parse_model(str(body.get("model", "")), served)
     extension = body.get("selfimprove") or {}
     if not isinstance(extension, dict):
@@ -98,6 +99,8 @@ def build_route(body: dict[str, Any], served: str, max_samples: int) -> Route:
     for key in _REQUEST_SETTINGS:
         if body.get(key) is not None and key in accepted and key not in settings:
             settings[key] = body[key]
+    if "scorer" in accepted:
+        _attach_scorer(settings, scorer, name)
     unknown = sorted(set(settings) - set(accepted))
     if unknown:
         raise RequestError(f"strategy {name!r} has no setting {', '.join(unknown)}", 400, "selfimprove.settings")
@@ -109,6 +112,30 @@ def build_route(body: dict[str, Any], served: str, max_samples: int) -> Route:
     except (ConfigError, TypeError, ValueError) as exc:
         raise RequestError(f"strategy {name!r}: {exc}", 400, "selfimprove.settings") from exc
     return Route(strategy, name, served, answers, settings)
+
+
+def _attach_scorer(settings: dict[str, Any], scorer: Any, name: str) -> None:
+    """The server's scorer in `settings`; an ensemble re-aggregated as the request asks (members shared)."""
+    from selfimprove.rewards.model import RewardEnsemble
+
+    for forbidden in ("reward_model", "scorer"):
+        if forbidden in settings:
+            raise RequestError(f"{forbidden} is the server's to choose (selfimprove serve --reward-model)", 400,
+                               f"selfimprove.settings.{forbidden}")  # fmt: skip
+    if scorer is None:
+        raise RequestError(f"strategy {name!r} needs a reward model and this server has none (start it with "
+                           "--reward-model FOLDER)", 400, "model", "no_reward_model")  # fmt: skip
+    if isinstance(scorer, RewardEnsemble) and ("aggregator" in settings or "uncertainty_weight" in settings):
+        rule = settings.get("aggregator", scorer.aggregator)
+        weight = settings.get("uncertainty_weight", scorer.uncertainty_weight)
+        try:
+            scorer = RewardEnsemble(scorer.members, rule, weight)
+        except ConfigError as exc:
+            raise RequestError(str(exc), 400, "selfimprove.settings.aggregator") from exc
+    elif settings.get("aggregator", "mean") != "mean":
+        raise RequestError("this server's reward model is one model, not an ensemble: no aggregator to choose", 400,
+                           "selfimprove.settings.aggregator")  # fmt: skip
+    settings["scorer"] = scorer
 
 
 class RequestTask(TaskBase):

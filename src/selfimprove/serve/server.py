@@ -18,13 +18,14 @@ from selfimprove.serve.settings import ServeSettings
 IN_PROCESS = ("llama-cpp", "hf")
 
 
-def prepare(engine: Engine, settings: ServeSettings) -> tuple[Any, Engine, RunStore]:
-    """(app, the engine as served, the store): an in-process engine is wrapped so requests share it."""
+def prepare(engine: Engine, settings: ServeSettings, scorer: Any = None) -> tuple[Any, Engine, RunStore]:
+    """(app, the engine as served, the store): an in-process engine is wrapped so requests share it. `scorer`:
+    best-of-n's reward scorer (default: `settings.reward_model`)."""
     shared = SharedEngine(engine, merge=settings.merge_requests) if engine.name in IN_PROCESS else engine
     keys = KeyRing(load_key_digests(settings.api_keys_file, settings.api_keys_env), settings.max_concurrent_per_key,
                    settings.requests_per_minute)  # fmt: skip
     store = RunStore(settings.store or default_store_path(), shared=True)
-    return create_app(shared, settings, store, keys), shared, store
+    return create_app(shared, settings, store, keys, scorer), shared, store
 
 
 def serve(engine: Engine, settings: ServeSettings | None = None) -> None:
@@ -44,10 +45,10 @@ class BackgroundServer:
     """The server in a thread of this process: `url` once started; `stop()` shuts it down (the engine stays
     open: it is the caller's)."""
 
-    def __init__(self, engine: Engine, settings: ServeSettings):
+    def __init__(self, engine: Engine, settings: ServeSettings, scorer: Any = None):
         import uvicorn
 
-        self.app, self.engine, self.store = prepare(engine, settings)
+        self.app, self.engine, self.store = prepare(engine, settings, scorer)
         config = uvicorn.Config(self.app, host=settings.host, port=settings.port, log_level="warning")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)

@@ -41,6 +41,9 @@ class ServeSettings:
     call at a time, as behind a lock)."""
     store: str = ""
     """The run store every request and its samples are recorded in (default: the house store)."""
+    reward_model: str = ""
+    """A reward model or ensemble folder (`selfimprove reward train`), loaded once: enables `best-of-n-K/MODEL`.
+    Clients may pick the ensemble's aggregator, never the folder."""
 
     def __post_init__(self) -> None:
         require_range("port", self.port, 0, 65535)

@@ -84,7 +84,7 @@ class BestOfN(RepetitionControls):
             stop=stop,
             seed=self.seed,
         )
-        texts = [_prompt_text(task, p) for p in problems]
+        texts = [task.format_prompt(p) for p in problems]  # text or chat messages: the scorer renders them
         prompts = [Prompt(content=text, problem_id=p.id, step="sample") for p, text in zip(problems, texts)]
         outputs = engine.generate(prompts, self.samples, sampling)
         solutions = []
@@ -133,10 +133,3 @@ def choose(scores: Sequence[RewardScore], answers: Sequence[str | None]) -> int 
 
 def _scored(record: SampleRecord, score: RewardScore) -> SampleRecord:
     return replace(record, reward=score.value, reward_members=score.members or None)
-
-
-def _prompt_text(task: Task, problem: Problem) -> str:
-    prompt = task.format_prompt(problem)
-    if not isinstance(prompt, str):
-        raise ConfigError(f"best-of-n scores text prompts; task {task.name!r} writes chat messages")
-    return prompt
