@@ -17,6 +17,8 @@ samples of *train* problems; everything is measured on *test* problems the rewar
    ensemble under mean, min, uncertainty (mean − 1·std) and median; α, β of Gao's form are fitted by least
    squares to the gold gain over n = 1. The choice here is the highest reward over all samples (Gao's
    setting); a sample without an answer counts as wrong.
+4. With --process: a process reward model trained on the train samples' steps (each labelled by checking
+   its arithmetic, the last by the grade), its step scores reduced by min, product and last.
 
     python benchmarks/reward_overoptimization.py --model /tmp/x/testbed/merged          # ~15 min on 2 cores
     python benchmarks/reward_overoptimization.py --model M --problems 20 --pool 32 --train-problems 60  # quick
@@ -39,7 +41,9 @@ import selfimprove as si
 from selfimprove.core.stats import best_of_n_expectation
 from selfimprove.rewards.aggregate import AGGREGATORS, aggregate
 from selfimprove.rewards.model import RewardModel
+from selfimprove.rewards.process import REDUCTIONS, ProcessRewardModel, reduce_steps
 from selfimprove.runs.store import RunStore
+from selfimprove.training.process_rewards import ProcessTrainSettings, process_reward_train, step_examples_from_run
 from selfimprove.training.reward_models import RewardTrainSettings, preferences_from_run, reward_train
 
 
@@ -98,6 +102,18 @@ def member_scores(folder: Path, pool: list[dict], cache: Path) -> tuple[list[lis
     scores = [[[m[i][j] for m in per_member] for j in range(len(pool[i]["texts"]))] for i in range(len(pool))]
     cache.write_text(json.dumps(scores))
     return scores, rate
+
+
+def process_scores(folder: Path, pool: list[dict], cache: Path) -> list[list[list[float]]]:
+    """steps[problem][sample] = the process reward model's per-step probabilities, cached in `cache`."""
+    if cache.is_file():
+        return json.loads(cache.read_text())
+    model = ProcessRewardModel(str(folder), batch_size=64)
+    started = time.perf_counter()
+    steps = [model.step_probabilities(p["prompt"], p["texts"]) for p in pool]
+    print(f"process scoring: {sum(len(p['texts']) for p in pool) / (time.perf_counter() - started):.0f} samples/s")
+    cache.write_text(json.dumps(steps))
+    return steps
 
 
 def curves(pool: list[dict], scores: list[list[list[float]]], ns: list[int]) -> dict[str, dict[str, list[float]]]:
@@ -159,6 +175,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lora-r", type=int, default=0)
     parser.add_argument("--work", type=Path, default=Path("work/overoptimization"))
+    parser.add_argument("--process", action="store_true", help="also a process reward model (arithmetic step labels)")
     parser.add_argument("--plot", type=Path, default=None, help="PNG of gold and proxy vs sqrt(KL) (needs matplotlib)")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -185,6 +202,7 @@ def main() -> None:
 
     store = RunStore(store_path)
     preferences = preferences_from_run(store, train_run.run_id, task, per_problem=args.per_problem)
+    step_examples = step_examples_from_run(store, train_run.run_id, task) if args.process else []
     pool = pool_of(store, test_run.run_id, task, "test")
     store.close()
     print(f"{len(preferences)} preferences from {args.train_problems} train problems")
@@ -217,6 +235,19 @@ def main() -> None:
             print(f"{name:20} gold " + " ".join(f"{100 * g:6.1f}%" for g in curve["gold"])
                   + f" {alpha:7.2f} {beta:7.2f}  {peak}")  # fmt: skip
             print(f"{'':20} prox " + " ".join(f"{p:7.2f}" for p in curve["proxy"]))
+    if args.process:
+        settings = ProcessTrainSettings(epochs=args.epochs, learning_rate=args.learning_rate,
+                                        batch_size=args.batch_size, max_length=1024)  # fmt: skip
+        report = process_reward_train(base, step_examples, args.work / "prm", settings, progress=lambda line: None)
+        print(f"\nprocess reward model (steps labelled by their arithmetic, the last by the grade): "
+              f"{report.train_paths} paths, held-out step accuracy {100 * (report.dev_step_accuracy or 0):.1f}%, "
+              f"{report.seconds:.0f} s")  # fmt: skip
+        steps = process_scores(args.work / "prm", pool, args.work / "scores-process.json")
+        print(f"{'scorer':20} " + " ".join(f"{'n=' + str(n):>7}" for n in ns))
+        for how in REDUCTIONS:
+            rewards = [[reduce_steps(p, how) for p in problem] for problem in steps]
+            gold = [sum(best_of_n_expectation(r, p["gold"], n) for r, p in zip(rewards, pool)) / len(pool) for n in ns]
+            print(f"{'process ' + how:20} gold " + " ".join(f"{100 * g:6.1f}%" for g in gold))
     print("\nsqrt(KL_bon): " + " ".join(f"n={n}: {math.sqrt(kl_bon(n)):.2f}" for n in ns))
     print("alpha, beta: Gao et al.'s R(d) = d(alpha - beta d) fitted to the gold gain over n = 1, in accuracy points")
     if args.plot:

@@ -22,6 +22,7 @@ from selfimprove.runs import metrics
 from selfimprove.runs.store import RunStore
 from selfimprove.serve.settings import ServeSettings
 from selfimprove.training.lmsi import LMSIEngines, LMSISettings
+from selfimprove.training.process_rewards import ProcessTrainSettings
 from selfimprove.training.reward_models import RewardTrainSettings
 from selfimprove.training.score import ScoreSettings
 from selfimprove.training.score_pipeline import ScorePipelineSettings
@@ -387,6 +388,35 @@ def reward_train(
         for rule, accuracy in report.ensemble_dev_accuracy.items():
             console.print(f"ensemble ({rule}): held-out pair accuracy {100 * accuracy:.1f}%")
         console.print(f"best-of-n with it: selfimprove run --strategy best-of-n -S reward_model={out}")
+
+    _guard(work)
+
+
+@reward_app.command("train-process")
+@settings_options(ProcessTrainSettings)
+def reward_train_process(
+    out: Path = typer.Option(..., "--out", help="Folder for the process reward model. Re-run to resume."),
+    from_run: str = typer.Option(..., help="The run whose graded samples are cut into steps and labelled."),
+    model: str | None = typer.Option(None, help="Base model: checkpoint folder, hub name, .gguf (default: embedded)."),
+    task: str = typer.Option("arithmetic", help="The run's task: " + ", ".join(tasks.names())),
+    data: str | None = typer.Option(None, help="The run's task dataset file."),
+    level: str | None = typer.Option(None, help="The run's arithmetic levels."),
+    task_option: list[str] = typer.Option([], "--task-option", "-O", help="Extra task setting KEY=VALUE."),
+    store: Path | None = typer.Option(None, help="Run store file."),
+    **settings: Any,
+) -> None:
+    """Train a process reward model on a run's samples, each step labelled by checking its arithmetic (the
+    last step by the answer's grade); best-of-n then ranks by its steps (-S step_reduce=min|product|last)."""
+    from selfimprove.training.process_rewards import process_reward_train, step_examples_from_run
+
+    def work() -> None:
+        trainer_settings = settings_from(ProcessTrainSettings, settings)
+        run_store = _store(store)
+        the_task = build_task(task, data, level, task_option)
+        examples = step_examples_from_run(run_store, run_store.find_run(from_run), the_task)
+        report = process_reward_train(model, examples, out, trainer_settings, progress=_print_wide)
+        accuracy = "–" if report.dev_step_accuracy is None else f"{100 * report.dev_step_accuracy:.1f}%"
+        console.print(f"{report.path}: {report.train_paths} paths trained on, held-out step accuracy {accuracy}")
 
     _guard(work)
 

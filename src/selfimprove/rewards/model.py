@@ -29,6 +29,8 @@ class RewardScore:
 
     value: float
     members: tuple[float, ...] = ()
+    steps: tuple[float, ...] = ()
+    """A process reward's per-step probabilities of being right."""
 
     @property
     def disagreement(self) -> float:
@@ -131,11 +133,19 @@ class RewardEnsemble:
 
 
 def load_reward(
-    path: str | Path, aggregator: str = "mean", uncertainty_weight: float = 1.0, batch_size: int = 32
-) -> RewardModel | RewardEnsemble:
-    """A folder written by `reward train` (an ensemble when it holds ensemble.json, whatever K), or any
-    reward-model checkpoint (one member)."""
+    path: str | Path,
+    aggregator: str = "mean",
+    uncertainty_weight: float = 1.0,
+    batch_size: int = 32,
+    step_reduce: str = "min",
+) -> Any:
+    """A folder written by `reward train` (an ensemble when it holds ensemble.json, whatever K), a process
+    reward model (process.json; its steps reduced by `step_reduce`), or any reward-model checkpoint."""
     folder = Path(path).expanduser()
+    from selfimprove.rewards.process import ProcessRewardModel, is_process_model
+
+    if is_process_model(folder):
+        return ProcessRewardModel(str(folder), reduce=step_reduce, batch_size=batch_size)
     manifest = folder / ENSEMBLE
     if manifest.is_file():
         names = json.loads(manifest.read_text())["members"]

@@ -1,11 +1,12 @@
 """Strategy `best-of-n`: sample n reasoning paths and answer with the one a reward model scores highest.
 
 The scorer is a reward model, an ensemble of them with an aggregator (mean, min, uncertainty = mean − λ·std,
-median), or any object with `score(prompt, responses)` (`rewards/model.py: RewardScorer`). The choice is made
-from the rewards and the extracted answers alone: the samples are graded only after it, for the record, so the
-task's grader can never steer it. The highest-reward sample that states an answer wins (one that states none
-cannot answer); every sample's reward (and each member's) is stored, and the plain majority vote over the same
-samples is kept beside it (`extra["majority_correct"]`, and maj@k in the run's metrics).
+median), a process reward model whose step scores are reduced (min, product, last), or any object with
+`score(prompt, responses)` (`rewards/model.py: RewardScorer`). The choice is made from the rewards and the
+extracted answers alone: the samples are graded only after it, for the record, so the task's grader can never
+steer it. The highest-reward sample that states an answer wins (one that states none cannot answer); every
+sample's reward (and each member's) is stored, and the plain majority vote over the same samples is kept
+beside it (`extra["majority_correct"]`, and maj@k in the run's metrics).
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ class BestOfN(RepetitionControls):
     """How an ensemble's members become one reward: mean, min (worst case), uncertainty (mean − λ·std), median."""
     uncertainty_weight: float = 1.0
     """λ of the uncertainty aggregator."""
+    step_reduce: str = "min"
+    """For a process reward model: how its steps' scores become the path's (min, product, last)."""
     score_batch_size: int = 32
     """Responses scored per forward pass."""
     temperature: float = 0.7
@@ -65,7 +68,8 @@ class BestOfN(RepetitionControls):
         # The scorer describes itself (its weights' fingerprint, members and aggregator); the batch size does
         # not change a score.
         settings = settings_identity(
-            self, leave_out=("scorer", "reward_model", "aggregator", "uncertainty_weight", "score_batch_size")
+            self,
+            leave_out=("scorer", "reward_model", "aggregator", "uncertainty_weight", "score_batch_size", "step_reduce"),
         )
         return {"strategy": self.name, **settings, "reward": self.scorer.describe()}
 

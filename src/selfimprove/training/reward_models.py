@@ -18,7 +18,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -307,23 +307,9 @@ def preferences_from_run(
     0, wrong 1, ties within each). The problems' prompts are rebuilt with `task`, which must be the run's task."""
     if list_size < 2:
         raise ConfigError(f"list_size must be >= 2, got {list_size}")
-    config = store.config(run_id)
-    split = config.get("task", {}).get("split", "test")
-    if split == "test":
-        log.warning("run %s solved the test split: a reward model trained on it must not be evaluated there", run_id)
-    rows = store.solutions(run_id)
-    # A run solved the first problems of its split (a generated task's split never ends): read as many.
-    problems = {p.id: p for p in task.problems(split, limit=max((r["position"] for r in rows), default=-1) + 1)}
     rng = random.Random(seed)
     preferences = []
-    for row in rows:
-        problem = problems.get(row["problem_id"])
-        if problem is None:
-            continue
-        prompt = task.format_prompt(problem)
-        if not isinstance(prompt, str):
-            raise ConfigError(f"task {task.name!r} writes chat prompts; reward training takes text prompts")
-        right, wrong = _graded_texts(store, run_id, row)
+    for prompt, right, wrong in _graded_problems(store, run_id, task):
         if not right or not wrong:
             continue
         for _ in range(per_problem):
@@ -332,6 +318,33 @@ def preferences_from_run(
             chosen = rng.sample(right, k_right) + rng.sample(wrong, k_wrong)
             preferences.append(Preference(prompt, tuple(chosen), tuple([0] * k_right + [1] * k_wrong)))
     return list(dict.fromkeys(preferences))
+
+
+def _graded_problems(store: RunStore, run_id: str, task: Task) -> Iterator[tuple[str, list[str], list[str]]]:
+    """(prompt, distinct right texts, distinct wrong texts) of each problem a run solved. The prompts are
+    rebuilt with `task`, which must be the run's task."""
+    config = store.config(run_id)
+    split = config.get("task", {}).get("split", "test")
+    if split == "test":
+        log.warning("run %s solved the test split: a reward model trained on it must not be evaluated there", run_id)
+    rows = store.solutions(run_id)
+    # A run solved the first problems of its split (a generated task's split never ends): read as many.
+    problems = {p.id: p for p in task.problems(split, limit=max((r["position"] for r in rows), default=-1) + 1)}
+    for row in rows:
+        problem = problems.get(row["problem_id"])
+        if problem is None:
+            continue
+        prompt = task.format_prompt(problem)
+        if not isinstance(prompt, str):
+            raise ConfigError(f"task {task.name!r} writes chat prompts; reward training takes text prompts")
+        yield (prompt, *_graded_texts(store, run_id, row))
+
+
+def _graded_samples(store: RunStore, run_id: str, task: Task) -> Iterator[tuple[str, str, bool]]:
+    """(prompt, text, right) for each distinct graded sample of a run."""
+    for prompt, right, wrong in _graded_problems(store, run_id, task):
+        yield from ((prompt, text, True) for text in right)
+        yield from ((prompt, text, False) for text in wrong)
 
 
 def _graded_texts(store: RunStore, run_id: str, row: dict) -> tuple[list[str], list[str]]:
