@@ -145,8 +145,8 @@ def plot(results: dict[float, dict], ns: list[int], path: Path) -> None:
         for name, curve in by_scorer.items():
             axes[row][0].plot(ds, [100 * g for g in curve["gold"]], marker="o", label=name)
             axes[row][1].plot(ds, curve["proxy"], marker="o", label=name)
-        axes[row][0].set_title(f"gold (accuracy of the chosen sample), label noise {noise:.0%}")
-        axes[row][1].set_title(f"proxy (reward of the chosen sample, standardised), label noise {noise:.0%}")
+        axes[row][0].set_title(f"gold: chosen sample's accuracy (label noise {noise:.0%})")
+        axes[row][1].set_title(f"proxy: chosen sample's reward (label noise {noise:.0%})")
         for ax in axes[row]:
             ax.set_xlabel("sqrt(KL_bon)   (n = " + ", ".join(str(n) for n in ns) + ")")
             ax.grid(alpha=0.3)

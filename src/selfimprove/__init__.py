@@ -58,6 +58,7 @@ _EXPORTS = {
     "RewardModel": "selfimprove.rewards.model",
     "RewardEnsemble": "selfimprove.rewards.model",
     "load_reward": "selfimprove.rewards.model",
+    "ProcessRewardModel": "selfimprove.rewards.process",
     "Preference": "selfimprove.rewards.preferences",
     "load_preferences": "selfimprove.rewards.preferences",
     # training pipelines: one call each, a typed report back (the CLI commands of the same names)
@@ -73,6 +74,9 @@ _EXPORTS = {
     "reward_train": "selfimprove.training.reward_models",
     "RewardTrainSettings": "selfimprove.training.reward_models",
     "preferences_from_run": "selfimprove.training.reward_models",
+    "process_reward_train": "selfimprove.training.process_rewards",
+    "ProcessTrainSettings": "selfimprove.training.process_rewards",
+    "step_examples_from_run": "selfimprove.training.process_rewards",
     "export_checkpoint": "selfimprove.training.gguf_export",
     "export_gguf": "selfimprove.training.gguf_export",
     "default_template": "selfimprove.training.gguf_export",
