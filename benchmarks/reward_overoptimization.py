@@ -129,6 +129,19 @@ def curves(pool: list[dict], scores: list[list[list[float]]], ns: list[int]) -> 
     return out
 
 
+def chosen_at_largest_n(pool: list[dict], scores: list[list[list[float]]], rule) -> dict:
+    """Per level, at n = pool: how often the highest-reward sample is right, how many of the samples wrote its
+    text, and how many samples are right at all (is the maximum a rare path?)."""
+    by_level: dict = {}
+    for problem, members in zip(pool, scores):
+        rewards = [rule(m) for m in members]
+        best = max(range(len(rewards)), key=lambda i: rewards[i])
+        written = sum(t == problem["texts"][best] for t in problem["texts"]) / len(problem["texts"])
+        right = sum(problem["gold"]) / len(problem["gold"])
+        by_level.setdefault(problem["level"], []).append((problem["gold"][best], written, right))
+    return {level: [sum(column) / len(rows) for column in zip(*rows)] for level, rows in sorted(by_level.items())}
+
+
 def _aggregated(members: list[float], rule: str) -> float:
     return aggregate(members, rule)
 
@@ -226,6 +239,14 @@ def main() -> None:
         if rate:
             print(f"scoring: {rate}")
         results[noise] = curves(pool, scores, ns)
+        for name, rule in (
+            ("one member", lambda m: m[0]),
+            ("ensemble mean", functools.partial(_aggregated, rule="mean")),
+        ):
+            for level, (chosen, written, right) in chosen_at_largest_n(pool, scores, rule).items():
+                print(f"{name}, level {level}, n = {args.pool}: the choice is right on {100 * chosen:.0f}% of "
+                      f"problems; its text was written by {100 * written:.1f}% of the samples "
+                      f"(right: {100 * right:.1f}%)")  # fmt: skip
         print(f"{'scorer':20} " + " ".join(f"{'n=' + str(n):>7}" for n in ns) + f" {'alpha':>7} {'beta':>7}  peak n")
         ds = [math.sqrt(kl_bon(n)) for n in ns]
         for name, curve in results[noise].items():

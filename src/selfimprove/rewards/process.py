@@ -123,7 +123,8 @@ class ProcessRewardModel:
 
         model, tokenizer = self._model()
         prefix = render_prompt(prompt, tokenizer)
-        encoded = [encode_steps(tokenizer, prefix, split_steps(r), self.max_length) for r in responses]
+        unique = list(dict.fromkeys(responses))  # a repeated response is scored once
+        encoded = [encode_steps(tokenizer, prefix, split_steps(r), self.max_length) for r in unique]
         out: list[list[float]] = []
         with torch.inference_mode():
             for start in range(0, len(encoded), self.batch_size):
@@ -139,7 +140,8 @@ class ProcessRewardModel:
                 ]
                 for row, (_, ends) in enumerate(batch):
                     out.append([float(right[row, end]) for end in ends])
-        return out
+        by_response = dict(zip(unique, out))
+        return [by_response[r] for r in responses]
 
     def _model(self) -> tuple[Any, Any]:
         if self._loaded is None:
