@@ -8,7 +8,7 @@ import pytest
 
 from selfimprove.core.errors import ConfigError, DataError
 from selfimprove.rewards.aggregate import aggregate, disagreement
-from selfimprove.rewards.model import RewardEnsemble, load_reward
+from selfimprove.rewards.model import RewardEnsemble, RewardModel, load_reward
 from selfimprove.rewards.preferences import Preference, load_preferences, with_label_noise
 from tiny_models import separable_preferences
 
@@ -181,6 +181,8 @@ def test_an_ensemble_scores_with_every_member_and_aggregates(tiny_base, tmp_path
     assert [s.members for s in scores] == [tuple(column) for column in zip(*alone)]
     with pytest.raises(ConfigError, match="not an ensemble"):
         load_reward(tmp_path / "member-0", aggregator="min")
+    with pytest.raises(ConfigError, match="holds an ensemble"):
+        RewardModel(str(tmp_path)).score("Q", ["a"])
 
 
 def test_best_of_n_with_a_trained_reward_model_picks_what_it_learned(tiny_base, tmp_path):

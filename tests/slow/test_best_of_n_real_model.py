@@ -3,7 +3,7 @@
 import pytest
 
 from selfimprove.api import run
-from selfimprove.rewards.model import RewardModel
+from selfimprove.rewards.model import load_reward
 from selfimprove.runs.store import RunStore
 from selfimprove.strategies.best_of_n import BestOfN
 from selfimprove.tasks.arithmetic import ArithmeticTask
@@ -23,7 +23,7 @@ def test_best_of_n_picks_the_highest_stored_reward_and_resumes(llama_engine, tmp
     task = ArithmeticTask(level="1")
     strategy = BestOfN(samples=4, reward_model=str(tmp_path / "rm"), max_tokens=48, temperature=0.9)
     first = run(task, strategy, llama_engine, store=tmp_path / "s.sqlite", limit=2)
-    scorer = RewardModel(str(tmp_path / "rm"))
+    scorer = load_reward(tmp_path / "rm")  # an ensemble of one member
     problems = {p.id: p for p in task.problems(limit=2)}
     for row in first.solutions:
         sampled = [x for x in row["samples"] if x["step"] == "sample"]
@@ -34,10 +34,8 @@ def test_best_of_n_picks_the_highest_stored_reward_and_resumes(llama_engine, tmp
             assert row["extra"]["chosen_sample"] == best["index"] and row["answer"] == best["answer"]
 
         texts = RunStore(tmp_path / "s.sqlite").completions(first.run_id, row["problem_id"], "sample")
-        fresh = scorer.score_texts(
-            [task.format_prompt(problems[row["problem_id"]])] * 4, [texts[i].text for i in range(4)]
-        )
-        assert fresh == pytest.approx([x["reward"] for x in sampled], abs=1e-5)
+        fresh = scorer.score(task.format_prompt(problems[row["problem_id"]]), [texts[i].text for i in range(4)])
+        assert [s.value for s in fresh] == pytest.approx([x["reward"] for x in sampled], abs=1e-5)
     again = run(task, strategy, llama_engine, store=tmp_path / "s.sqlite", limit=2)
     assert again.completions_generated == 0 and again.run_id == first.run_id
     assert first.metrics.best_of_n and 4 in first.metrics.best_of_n

@@ -8,6 +8,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
+from selfimprove.runs.correlation import ErrorCorrelation
 from selfimprove.runs.metrics import RunMetrics, TurnMetrics
 
 
@@ -121,9 +122,31 @@ def print_metrics(
         console.print(table)
     if turns is not None:
         console.print(turns_table(turns))
+    if m.errors is not None and m.errors.problems:
+        console.print(error_table(m.errors))
     verdict = baseline_verdict(strategy, m)
     if verdict:
         console.print(verdict)
+
+
+def error_table(e: ErrorCorrelation) -> Table:
+    """Do the wrong samples agree? And how far can the vote's share be trusted?"""
+    table = Table(title="error correlation (sampled paths)", header_style="bold")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_row("problems with ≥ 2 wrong samples", f"{e.with_repeated_errors} of {e.problems}")
+    table.add_row("two wrong samples agree", _pct(e.wrong_pair_agreement))
+    table.add_row("  all wrong samples one answer", _pct(e.single_wrong_answer_share))
+    for b in e.calibration:
+        if b.problems:
+            table.add_row(f"vote share {b.low:.1f}–{b.high:.1f}: vote accuracy", f"{_pct(b.accuracy)} of {b.problems}")
+    c = e.vote_vs_greedy
+    if c is not None:
+        low, high = c.interval
+        interval = f"[{100 * low:+.1f}, {100 * high:+.1f}]"
+        flips = f"(+{c.b_wins}/−{c.b_losses}, p={c.p_value:.3f})"
+        table.add_row("majority vote − greedy", f"{100 * c.difference:+.1f} pts {interval} {flips}")
+    return table
 
 
 def baseline_verdict(strategy: str, m: RunMetrics) -> str | None:

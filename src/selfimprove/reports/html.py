@@ -135,6 +135,37 @@ def _breakdowns(views: list[RunView]) -> list[str]:
     return parts
 
 
+def _errors(views: list[RunView]) -> str:
+    """Error correlation and the vote's calibration, one column per run (runs with sampled paths)."""
+    runs = [v for v in views if v.metrics.errors is not None and v.metrics.errors.problems]
+    if not runs:
+        return ""
+    head = "".join(f"<th>{_e(v.run_id)}</th>" for v in runs)
+
+    def row(title: str, cell) -> str:
+        return f"<tr><td>{_e(title)}</td>" + "".join(f"<td>{cell(v.metrics.errors)}</td>" for v in runs) + "</tr>"
+
+    def versus(e) -> str:
+        c = e.vote_vs_greedy
+        if c is None:
+            return "–"
+        return (f"{100 * c.difference:+.1f} pts [{100 * c.interval[0]:+.1f}, {100 * c.interval[1]:+.1f}] "
+                f"<span class=dim>+{c.b_wins}/−{c.b_losses}, p={c.p_value:.3f}</span>")  # fmt: skip
+
+    rows = [
+        row("problems with ≥ 2 wrong samples", lambda e: f"{e.with_repeated_errors} of {e.problems}"),
+        row("two wrong samples agree", lambda e: _pct(e.wrong_pair_agreement)),
+        row("all wrong samples one answer", lambda e: _pct(e.single_wrong_answer_share)),
+        row("majority vote − greedy (paired)", versus),
+    ]
+    def share_bin(i: int):
+        return lambda e: f"{_pct(e.calibration[i].accuracy)} <span class=dim>(n={e.calibration[i].problems})</span>"
+
+    for i, edge in enumerate(runs[0].metrics.errors.calibration):
+        rows.append(row(f"vote share {edge.low:.1f}–{edge.high:.1f}: vote accuracy", share_bin(i)))
+    return f"<h2>Error correlation</h2><table><tr><th>measure</th>{head}</tr>{''.join(rows)}</table>"
+
+
 def _pass_at_k(values: dict[int, float]) -> str:
     return ", ".join(f"@{k} {_pct(v)}" for k, v in values.items()) or "–"
 
@@ -213,6 +244,7 @@ def render(views: list[RunView]) -> str:
     figures = "".join(f'<img src="{src}" alt="{_e(title)}">' for title, src in _curves(views))
     breakdowns = "".join(_breakdowns(views)) or "<p class=dim>No run has levels, difficulties or subjects.</p>"
     turns = "".join(_turns(views))
+    errors = _errors(views)
     traces = "".join(f"<h3>{_e(v.run_id)} · {_e(v.label)}</h3>" + "".join(_trace(v, r) for r in v.rows) for v in views)
     return _PAGE.format(
         title=_e("selfimprove report: " + ", ".join(v.run_id for v in views)),
@@ -221,7 +253,7 @@ def render(views: list[RunView]) -> str:
         configs=configs,
         figures=figures or "<p class=dim>No curves: no run has samples to vote over.</p>",
         breakdowns=breakdowns,
-        turns=f"<h2>Self-correction turns</h2>{turns}" if turns else "",
+        turns=(f"<h2>Self-correction turns</h2>{turns}" if turns else "") + errors,
         traces=traces,
     )
 

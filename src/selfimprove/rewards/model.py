@@ -171,6 +171,8 @@ def load_sequence_scorer(path: str, device: str = "cpu") -> tuple[Any, Any]:
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    if (Path(path) / ENSEMBLE).is_file():
+        raise ConfigError(f"{path} holds an ensemble ({ENSEMBLE}), not one model: load it with load_reward()")
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForSequenceClassification.from_pretrained(path, dtype=torch.float32)

@@ -27,6 +27,7 @@ from typing import Any
 from selfimprove.core.stats import best_of_n_expectation
 from selfimprove.core.types import Problem, Solution
 from selfimprove.grading.code import pass_at_k
+from selfimprove.runs.correlation import ErrorCorrelation, error_correlation
 from selfimprove.runs.store import solution_row
 from selfimprove.strategies.voting import majority_vote
 
@@ -63,6 +64,8 @@ class RunMetrics:
     length_stop_rate: float | None = None
     """Share of answer samples that ran to max_tokens (repetition loops show here); None for rows stored before
     samples carried their finish reason."""
+    errors: ErrorCorrelation | None = None
+    """Whether the wrong samples agree with each other, the vote's calibration, vote vs greedy (runs with samples)."""
     best_of_n: dict[int, float] = field(default_factory=dict)
     """Expected accuracy of the highest-reward sample (that states an answer) among n of the K, by n: the exact
     best-of-n estimator over all subsets (core/stats.py), for runs whose samples carry rewards (best-of-n)."""
@@ -121,6 +124,7 @@ def compute(
     solutions: Sequence[dict[str, Any]] | Sequence[Solution],
     step: str = "sample",
     problems: Sequence[Problem] | None = None,
+    errors: bool = True,
 ) -> RunMetrics:
     """Metrics of one run from `RunStore.solutions(run_id)` rows, or straight from what `Strategy.solve`
     returned (pass the `problems` too for per-level breakdowns and references)."""
@@ -175,6 +179,8 @@ def compute(
     metrics.grade_statuses = dict(sorted(Counter(statuses).items(), key=lambda item: -item[1]))
     if big_k and graded and all(x.get("reward") is not None for rows in voted for x in rows):
         metrics.best_of_n = best_of_n_curve([v for s, v in zip(solutions, voted) if s["correct"] is not None], big_k)
+    if errors:
+        metrics.errors = error_correlation(solutions, step)
     metrics.by_level = _breakdown(solutions, "level", step)
     metrics.by_subject = _breakdown(solutions, "subject", step)
     return metrics
@@ -216,7 +222,7 @@ def _breakdown(solutions: list[dict[str, Any]], key: str, step: str) -> dict[str
         return {}
     table = {}
     for value, group in sorted(groups.items()):
-        sub = compute(group, step)
+        sub = compute(group, step, errors=False)
         table[value] = {"problems": sub.problems, "accuracy": sub.accuracy, "greedy_accuracy": sub.greedy_accuracy}
     return table
 

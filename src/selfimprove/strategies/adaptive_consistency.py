@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from selfimprove.core.errors import ConfigError
-from selfimprove.core.types import Problem, Prompt, SampleRecord, Sampling, Solution
+from selfimprove.core.types import Problem, Prompt, SampleRecord, Solution
 from selfimprove.core.validation import require_sampling_ranges
 from selfimprove.engines.base import Engine
 from selfimprove.strategies.base import records_for, registry
@@ -56,15 +56,7 @@ class AdaptiveConsistency(RepetitionControls):
         return window_stop(answers, self.batch)
 
     def solve(self, problems: Sequence[Problem], task: Task, engine: Engine) -> list[Solution]:
-        sampling = Sampling(
-            **self.penalties(),
-            temperature=self.temperature,
-            top_p=self.top_p,
-            top_k=self.top_k,
-            max_tokens=self.max_tokens,
-            stop=tuple(task.stop),
-            seed=self.seed,
-        )
+        sampling = self.sampled(task)
         drawn: dict[str, list[SampleRecord]] = {p.id: [] for p in problems}
         active = list(problems)
         while active:

@@ -15,12 +15,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from selfimprove.core.errors import ConfigError
-from selfimprove.core.types import Problem, Prompt, SampleRecord, Sampling, Solution
+from selfimprove.core.types import Problem, Prompt, SampleRecord, Solution
 from selfimprove.core.validation import require_sampling_ranges
 from selfimprove.engines.base import Engine
 from selfimprove.rewards.aggregate import require_aggregator
 from selfimprove.rewards.model import RewardScore, RewardScorer, load_reward
-from selfimprove.strategies.base import extract_answer, records_for, registry, sample_step
+from selfimprove.strategies.base import extract_answer, records_for, registry
 from selfimprove.strategies.decoding import RepetitionControls, settings_identity
 from selfimprove.strategies.voting import majority_vote
 from selfimprove.tasks.base import Task
@@ -74,20 +74,8 @@ class BestOfN(RepetitionControls):
         return {"strategy": self.name, **settings, "reward": self.scorer.describe()}
 
     def solve(self, problems: Sequence[Problem], task: Task, engine: Engine) -> list[Solution]:
-        stop = tuple(task.stop)
-        greedy_rows = None
-        if self.greedy_baseline:
-            greedy = Sampling(**self.penalties(), temperature=0.0, max_tokens=self.max_tokens, stop=stop)
-            greedy_rows = sample_step(problems, task, engine, "greedy", 1, greedy)
-        sampling = Sampling(
-            **self.penalties(),
-            temperature=self.temperature,
-            top_p=self.top_p,
-            top_k=self.top_k,
-            max_tokens=self.max_tokens,
-            stop=stop,
-            seed=self.seed,
-        )
+        greedy_rows = self.greedy_rows(problems, task, engine)
+        sampling = self.sampled(task)
         texts = [task.format_prompt(p) for p in problems]  # text or chat messages: the scorer renders them
         prompts = [Prompt(content=text, problem_id=p.id, step="sample") for p, text in zip(problems, texts)]
         outputs = engine.generate(prompts, self.samples, sampling)

@@ -7,9 +7,11 @@ with them on never resumes one without.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from selfimprove.core.types import Problem, SampleRecord, Sampling
 from selfimprove.core.validation import require_sampling_ranges
 
 
@@ -30,6 +32,32 @@ class RepetitionControls:
     def penalties(self) -> dict[str, Any]:
         """The Sampling fields, for `Sampling(..., **self.penalties())`."""
         return {f.name: getattr(self, f.name) for f in fields(RepetitionControls)}
+
+    # The two below are for sampling strategies, whose own fields include temperature, top_p, top_k,
+    # max_tokens, seed (and greedy_baseline).
+
+    def sampled(self, task: Any, **extra: Any) -> Sampling:
+        """The strategy's sampling settings with the task's stop strings (`extra`: further Sampling fields)."""
+        return Sampling(
+            **self.penalties(),
+            temperature=self.temperature,  # type: ignore[attr-defined]
+            top_p=self.top_p,  # type: ignore[attr-defined]
+            top_k=self.top_k,  # type: ignore[attr-defined]
+            max_tokens=self.max_tokens,  # type: ignore[attr-defined]
+            stop=tuple(task.stop),
+            seed=self.seed,  # type: ignore[attr-defined]
+            **extra,
+        )
+
+    def greedy_rows(self, problems: Sequence[Problem], task: Any, engine: Any) -> list[list[SampleRecord]] | None:
+        """The greedy answer of each problem (step "greedy", the baseline a sampling strategy reports) where
+        `greedy_baseline` is on; None where it is off."""
+        from selfimprove.strategies.base import sample_step
+
+        if not self.greedy_baseline:  # type: ignore[attr-defined]
+            return None
+        greedy = Sampling(**self.penalties(), temperature=0.0, max_tokens=self.max_tokens, stop=tuple(task.stop))  # type: ignore[attr-defined]
+        return sample_step(problems, task, engine, "greedy", 1, greedy)
 
 
 _OFF = {f.name: f.default for f in fields(RepetitionControls)}

@@ -94,17 +94,7 @@ class DeepConf(RepetitionControls):
         return {"strategy": self.name, **settings_identity(self)}
 
     def _sampling(self, task: Task) -> Sampling:
-        return Sampling(
-            **self.penalties(),
-            temperature=self.temperature,
-            top_p=self.top_p,
-            top_k=self.top_k,
-            max_tokens=self.max_tokens,
-            stop=tuple(task.stop),
-            seed=self.seed,
-            top_logprobs=self.confidence_top_k,
-            confidence_window=self.window,
-        )
+        return self.sampled(task, top_logprobs=self.confidence_top_k, confidence_window=self.window)
 
     def _draw(
         self, engine: Engine, task: Task, problems: Sequence[Problem], ids: dict[str, tuple[int, ...]], sampling

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from selfimprove.core.types import Problem, Sampling, Solution
+from selfimprove.core.types import Problem, Solution
 from selfimprove.core.validation import require_sampling_ranges
 from selfimprove.engines.base import Engine
 from selfimprove.strategies.base import registry, sample_step
@@ -38,20 +38,8 @@ class SelfConsistency(RepetitionControls):
         return {"strategy": self.name, **settings_identity(self)}
 
     def solve(self, problems: Sequence[Problem], task: Task, engine: Engine) -> list[Solution]:
-        stop = tuple(task.stop)
-        greedy_rows = None
-        if self.greedy_baseline:
-            greedy = Sampling(**self.penalties(), temperature=0.0, max_tokens=self.max_tokens, stop=stop)
-            greedy_rows = sample_step(problems, task, engine, "greedy", 1, greedy)
-        sampling = Sampling(
-            **self.penalties(),
-            temperature=self.temperature,
-            top_p=self.top_p,
-            top_k=self.top_k,
-            max_tokens=self.max_tokens,
-            stop=stop,
-            seed=self.seed,
-        )
+        greedy_rows = self.greedy_rows(problems, task, engine)
+        sampling = self.sampled(task)
         rows = sample_step(problems, task, engine, "sample", self.samples, sampling)
         if greedy_rows is None:
             return [voted_solution(p, task, row, {}) for p, row in zip(problems, rows)]

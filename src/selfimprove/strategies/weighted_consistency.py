@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from selfimprove.core.errors import ConfigError, EngineError
-from selfimprove.core.types import Problem, SampleRecord, Sampling, Solution
+from selfimprove.core.types import Problem, SampleRecord, Solution
 from selfimprove.core.validation import require_sampling_ranges
 from selfimprove.engines.base import Engine
 from selfimprove.strategies.base import registry, sample_step
@@ -63,21 +63,8 @@ class WeightedConsistency(RepetitionControls):
         return {"strategy": self.name, **settings_identity(self)}
 
     def solve(self, problems: Sequence[Problem], task: Task, engine: Engine) -> list[Solution]:
-        stop = tuple(task.stop)
-        greedy_rows = None
-        if self.greedy_baseline:
-            greedy = Sampling(**self.penalties(), temperature=0.0, max_tokens=self.max_tokens, stop=stop)
-            greedy_rows = sample_step(problems, task, engine, "greedy", 1, greedy)
-        sampling = Sampling(
-            **self.penalties(),
-            temperature=self.temperature,
-            top_p=self.top_p,
-            top_k=self.top_k,
-            max_tokens=self.max_tokens,
-            stop=stop,
-            seed=self.seed,
-            logprobs=True,
-        )
+        greedy_rows = self.greedy_rows(problems, task, engine)
+        sampling = self.sampled(task, logprobs=True)
         rows = sample_step(problems, task, engine, "sample", self.samples, sampling)
         solutions = []
         for index, (problem, row) in enumerate(zip(problems, rows)):
