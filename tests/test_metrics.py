@@ -102,3 +102,21 @@ def test_extraction_failures_leave_out_auxiliary_steps():
         ],
     )
     assert compute([row]).extraction_failure_rate == pytest.approx(1 / 3)
+
+
+def test_the_fast_vote_in_maj_at_k_is_majority_vote():
+    """maj@k's inner vote must pick what `majority_vote` picks (counts, then the earliest on a tie)."""
+    import itertools
+    import random
+
+    from selfimprove.runs.metrics import maj_at_k
+    from selfimprove.strategies.voting import majority_vote
+
+    rng = random.Random(0)
+    for _ in range(200):
+        answers = [rng.choice(["1", "2", "3", None]) for _ in range(rng.randint(1, 7))]
+        right = {rng.choice(["1", "2", "3"])}
+        for k in range(1, len(answers) + 1):
+            subsets = list(itertools.combinations(range(len(answers)), k))
+            expected = sum(majority_vote([answers[i] for i in s]).answer in right for s in subsets) / len(subsets)
+            assert maj_at_k(answers, right, k) == expected

@@ -71,5 +71,8 @@ def test_a_tiny_process_reward_model_learns_step_labels_and_ranks_paths(tmp_path
     assert [len(s.steps) for s in scores] == [3, 3, 3]
     assert choose(scores, ["a", "b", "c"]) == 1  # the only path whose every step is right
     assert scores[0].value == min(scores[0].steps)
+    from selfimprove.strategies.best_of_n import BestOfN
+
+    assert BestOfN(reward_model=str(tmp_path / "prm"), step_reduce="last").scorer.reduce == "last"
     again = process_reward_train(str(tmp_path / "base"), marked_paths(100), tmp_path / "prm", settings, lambda _: None)
     assert again.losses == report.losses  # done: not trained again

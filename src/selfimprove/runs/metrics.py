@@ -15,6 +15,7 @@ al. 2021 over the K stored samples (the headline metric of code tasks; an upper 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import random
@@ -29,7 +30,6 @@ from selfimprove.core.types import Problem, Solution
 from selfimprove.grading.code import pass_at_k
 from selfimprove.runs.correlation import ErrorCorrelation, error_correlation
 from selfimprove.runs.store import solution_row
-from selfimprove.strategies.voting import majority_vote
 
 MAX_EXACT_SUBSETS = 2000
 # Rows stored before records carried `auxiliary` are recognised by their step names.
@@ -89,17 +89,40 @@ def maj_at_k(answers: Sequence[str | None], correct_answers: set[str], k: int, s
     total = len(answers)
     if not 1 <= k <= total:
         raise ValueError(f"k={k} outside 1..{total}")
-    if math.comb(total, k) <= MAX_EXACT_SUBSETS:
-        subsets: Any = itertools.combinations(range(total), k)
-    else:
-        rng = random.Random(seed)
-        subsets = (sorted(rng.sample(range(total), k)) for _ in range(MAX_EXACT_SUBSETS))
+    subsets = _subsets(total, k, seed)
+    # Answers as small integers (None: -1) and a lean vote with majority_vote's rule: the most frequent answer,
+    # ties to the one that comes first in the subset. Thousands of subsets per k make this the hot loop.
+    codes_of: dict[str, int] = {}
+    codes = [-1 if a is None else codes_of.setdefault(a, len(codes_of)) for a in answers]
+    right = [a in correct_answers for a in codes_of]
     hits = count = 0
     for subset in subsets:
-        winner = majority_vote([answers[i] for i in subset]).answer
-        hits += winner is not None and winner in correct_answers
+        winner = _winner([codes[i] for i in subset])
+        hits += winner >= 0 and right[winner]
         count += 1
     return hits / count
+
+
+@functools.lru_cache(maxsize=64)
+def _subsets(total: int, k: int, seed: int) -> tuple[tuple[int, ...], ...]:
+    """All k-subsets of range(total), or MAX_EXACT_SUBSETS seeded random ones (each in sample order). Every
+    problem of a run draws the same ones, so they are drawn once (drawing them was most of maj@k's time)."""
+    if math.comb(total, k) <= MAX_EXACT_SUBSETS:
+        return tuple(itertools.combinations(range(total), k))
+    rng = random.Random(seed)
+    return tuple(tuple(sorted(rng.sample(range(total), k))) for _ in range(MAX_EXACT_SUBSETS))
+
+
+def _winner(codes: Sequence[int]) -> int:
+    """The majority answer's code (-1 for none): the highest count, the earliest in `codes` on a tie."""
+    counts: dict[int, int] = {}
+    for code in codes:
+        if code >= 0:
+            counts[code] = counts.get(code, 0) + 1
+    if not counts:
+        return -1
+    best = max(counts.values())
+    return next(code for code in codes if code >= 0 and counts[code] == best)
 
 
 def _mean(values: Sequence[float]) -> float | None:

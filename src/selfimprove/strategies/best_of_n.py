@@ -61,7 +61,7 @@ class BestOfN(RepetitionControls):
             raise ConfigError("best-of-n needs a reward model: -S reward_model=FOLDER (see `selfimprove reward train`)")
         if self.scorer is None:
             self.scorer = load_reward(
-                self.reward_model, self.aggregator, self.uncertainty_weight, self.score_batch_size
+                self.reward_model, self.aggregator, self.uncertainty_weight, self.score_batch_size, self.step_reduce
             )
 
     def describe(self) -> dict:
