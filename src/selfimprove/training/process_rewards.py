@@ -15,6 +15,7 @@ from typing import Any
 
 from selfimprove.core.errors import ConfigError
 from selfimprove.core.files import atomic_path
+from selfimprove.core.validation import require_range
 from selfimprove.rewards.process import (
     PROCESS,
     ProcessRewardModel,
@@ -26,6 +27,7 @@ from selfimprove.rewards.process import (
 from selfimprove.runs.store import RunStore
 from selfimprove.tasks.base import Task
 from selfimprove.training.reward_models import _graded_samples, resolve_base
+from selfimprove.training.sft import _last_checkpoint
 
 
 @dataclass(frozen=True)
@@ -56,8 +58,7 @@ class ProcessTrainSettings:
         if not 0.0 <= self.dev_share < 1.0:
             raise ConfigError(f"--dev-share must be in [0, 1), got {self.dev_share}")
         for name in ("epochs", "learning_rate", "batch_size", "max_length"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")
+            require_range(name, getattr(self, name), 0, low_excluded=True)
 
 
 @dataclass
@@ -106,10 +107,9 @@ def process_reward_train(
     progress(f"process reward model: {len(train)} training paths, {len(dev)} held out")
     started = time.perf_counter()
     folder = resolve_base(base)
-    trainer = _trainer(folder, train, out.with_name(out.name + ".checkpoints"), settings)
-    from selfimprove.training.sft import _last_checkpoint
-
-    last = _last_checkpoint(out.with_name(out.name + ".checkpoints"))
+    checkpoints = out.with_name(out.name + ".checkpoints")
+    trainer = _trainer(folder, train, checkpoints, settings)
+    last = _last_checkpoint(checkpoints)
     trainer.train(resume_from_checkpoint=str(last) if last else None)
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     with atomic_path(out, directory=True) as partial:

@@ -25,11 +25,13 @@ from typing import Any
 
 from selfimprove.core.errors import ConfigError
 from selfimprove.core.files import atomic_path, atomic_write_text
+from selfimprove.core.validation import require_range
 from selfimprove.rewards.aggregate import AGGREGATORS, aggregate
 from selfimprove.rewards.model import CALIBRATION, ENSEMBLE, RewardModel
 from selfimprove.rewards.preferences import Preference, with_label_noise
 from selfimprove.runs.store import RunStore
 from selfimprove.tasks.base import Task
+from selfimprove.training.sft import _last_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -77,15 +79,13 @@ class RewardTrainSettings:
             raise ConfigError(f"--loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         if self.vary not in VARIATIONS:
             raise ConfigError(f"--vary must be one of {', '.join(VARIATIONS)}, got {self.vary!r}")
-        if self.members < 1:
-            raise ConfigError(f"--members must be >= 1, got {self.members}")
+        require_range("members", self.members, 1)
         if not 0.0 <= self.label_noise <= 1.0:
             raise ConfigError(f"--label-noise must be in [0, 1], got {self.label_noise}")
         if not 0.0 <= self.dev_share < 1.0:
             raise ConfigError(f"--dev-share must be in [0, 1), got {self.dev_share}")
         for name in ("epochs", "learning_rate", "batch_size", "max_length"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")
+            require_range(name, getattr(self, name), 0, low_excluded=True)
 
 
 @dataclass
@@ -165,8 +165,9 @@ def _train_member(
     started = time.perf_counter()
     model_seed = settings.seed + index if settings.vary == "seed" else settings.seed
     data_seed = settings.seed + index
-    trainer = _trainer(base, train, folder.with_name(folder.name + ".checkpoints"), settings, model_seed, data_seed)
-    last = _last_checkpoint(folder.with_name(folder.name + ".checkpoints"))
+    checkpoints = folder.with_name(folder.name + ".checkpoints")
+    trainer = _trainer(base, train, checkpoints, settings, model_seed, data_seed)
+    last = _last_checkpoint(checkpoints)
     trainer.train(resume_from_checkpoint=str(last) if last else None)
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     model = trainer.model
@@ -370,12 +371,6 @@ def _split(preferences: Sequence[Preference], dev_share: float, seed: int) -> tu
     random.Random(seed).shuffle(prompts)
     held = set(prompts[: round(dev_share * len(prompts))])
     return [p for p in preferences if p.prompt not in held], [p for p in preferences if p.prompt in held]
-
-
-def _last_checkpoint(folder: Path) -> Path | None:
-    from selfimprove.training.sft import _last_checkpoint as last
-
-    return last(folder)
 
 
 def _jsonable(settings: RewardTrainSettings) -> dict:
