@@ -27,6 +27,7 @@ from selfimprove.training.reward_models import RewardTrainSettings
 from selfimprove.training.score import ScoreSettings
 from selfimprove.training.score_pipeline import ScorePipelineSettings
 from selfimprove.training.testbed import TestbedEvaluation, TestbedSettings
+from selfimprove.training.weak_to_strong import W2SSettings
 
 app = typer.Typer(
     add_completion=False,
@@ -302,6 +303,43 @@ def lmsi(
             console.print(f"improved model: {report.merged}")
 
         run_lmsi(the_task, model, out, loop_settings, overrides, engines_used, teacher, console.print, show_round)
+
+    _guard(work)
+
+
+@app.command()
+@settings_options(W2SSettings)
+def w2s(
+    task: str = typer.Option("arithmetic", help="Task name: " + ", ".join(tasks.names())),
+    data: str | None = typer.Option(None, help="Local dataset file for the task (its train split is labeled)."),
+    level: str | None = typer.Option(None, help="Arithmetic difficulty: 1..6, a range 1-6 or a list 1,3."),
+    task_option: list[str] = typer.Option([], "--task-option", "-O", help="Extra task setting KEY=VALUE."),
+    weak: str = typer.Option(..., help="The weak teacher: checkpoint folder, hub name or .gguf."),
+    strong: str = typer.Option(..., help="The strong student: checkpoint folder, hub name or .gguf."),
+    intermediate: str | None = typer.Option(
+        None, help="Bootstrapping: this model learns from the weak labels and labels for the strong one."
+    ),
+    out: Path = typer.Option(..., "--out", help="Work folder: labels, checkpoints, runs, report. Re-run to resume."),
+    sft_option: list[str] = typer.Option(
+        [], "--sft-option", "-T", help="Fine-tuning setting KEY=VALUE (epochs, learning_rate, lora_r, batch_size ...)."
+    ),
+    **settings: Any,
+) -> None:
+    """Weak-to-strong: fine-tune the strong model on the weak model's answers and on gold, evaluate all three on the
+    test split and report the performance gap recovered (PGR) with its interval; see docs/weak_to_strong.md."""
+    from selfimprove.reports.weak_to_strong import flips_table, summary_table
+    from selfimprove.training.sft import SFTSettings
+    from selfimprove.training.weak_to_strong import weak_to_strong
+
+    def work() -> None:
+        w2s_settings = settings_from(W2SSettings, settings)
+        overrides = {k: _coerce(v) for k, v in parse_options(sft_option, "--sft-option").items()}
+        SFTSettings.scaled_to(0, **overrides)  # an unknown setting fails now, before any model loads
+        the_task = build_task(task, data, level, task_option)
+        report = weak_to_strong(the_task, weak, strong, out, w2s_settings, overrides, intermediate, console.print)
+        console.print(summary_table(report))
+        console.print(flips_table(report))
+        console.print(f"report: {out / 'report.html'}")
 
     _guard(work)
 

@@ -107,3 +107,54 @@ def best_of_n_expectation(rewards: Sequence[float], values: Sequence[float], n: 
         expected += chance * sum(values[order[r]] for r in range(i, j + 1)) / (j - i + 1)
         i = j + 1
     return expected
+
+
+@dataclass(frozen=True)
+class GapRecovered:
+    """Performance gap recovered (Burns et al. 2023): how much of the weak-to-ceiling gap a student closes."""
+
+    weak: float
+    student: float
+    ceiling: float
+    pgr: float | None
+    """(student − weak) / (ceiling − weak); None when the ceiling is not above the weak model."""
+    interval: tuple[float, float] | None
+    """Percentile bootstrap interval over problems resampled jointly for all three models; None without a gap."""
+    undefined_resamples: int
+    """Resamples in which the ceiling was not above the weak model (left out of the interval)."""
+
+
+def performance_gap_recovered(
+    weak: Sequence[bool],
+    student: Sequence[bool],
+    ceiling: Sequence[bool],
+    resamples: int = RESAMPLES,
+    alpha: float = 0.05,
+    seed: int = 0,
+) -> GapRecovered:
+    """PGR = (student − weak) / (ceiling − weak) on the same problems (x[i] grades problem i for each model).
+
+    Its interval resamples problems once for all three models (their outcomes are paired), so it carries the
+    ratio's own uncertainty, which the three separate accuracy intervals cannot give."""
+    n = len(weak)
+    if n == 0 or len(student) != n or len(ceiling) != n:
+        raise ValueError("PGR needs three equally long, non-empty outcome lists (one per model, same problems)")
+
+    def gap(indices: Sequence[int]) -> float | None:
+        w = sum(weak[i] for i in indices)
+        c = sum(ceiling[i] for i in indices)
+        return None if c <= w else (sum(student[i] for i in indices) - w) / (c - w)
+
+    point = gap(range(n))
+    rng = random.Random(seed)
+    draws = [gap([rng.randrange(n) for _ in range(n)]) for _ in range(resamples)]
+    defined = [d for d in draws if d is not None]
+    interval = _percentiles(defined, alpha) if point is not None and defined else None
+    return GapRecovered(
+        weak=sum(weak) / n,
+        student=sum(student) / n,
+        ceiling=sum(ceiling) / n,
+        pgr=point,
+        interval=interval,
+        undefined_resamples=len(draws) - len(defined),
+    )

@@ -247,6 +247,7 @@ def render(views: list[RunView]) -> str:
     errors = _errors(views)
     traces = "".join(f"<h3>{_e(v.run_id)} · {_e(v.label)}</h3>" + "".join(_trace(v, r) for r in v.rows) for v in views)
     return _PAGE.format(
+        style=STYLE,
         title=_e("selfimprove report: " + ", ".join(v.run_id for v in views)),
         generated=_e(now),
         summary=summary,
@@ -262,20 +263,23 @@ def build_report(store: RunStore, run_ids: list[str]) -> str:
     return render([load_run(store, store.find_run(r)) for r in run_ids])
 
 
+STYLE = """<style>
+body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+table { border-collapse: collapse; margin: .5em 0 1em; }
+th, td { border-bottom: 1px solid #ddd; padding: .3em .7em; text-align: left; vertical-align: top; }
+img { max-width: 100%; margin: .5em 1em .5em 0; }
+.dim { color: #888; font-size: 90%; }
+details.trace { border: 1px solid #e3e3e3; border-radius: 4px; margin: .3em 0; padding: .3em .6em; }
+details.sample { margin-left: 1.5em; }
+pre { white-space: pre-wrap; background: #f7f7f7; padding: .5em; }
+.mark { font-weight: bold; }
+#search { width: 60%; padding: .4em; font-size: 14px; }
+</style>"""
+"""The report pages' shared inline style."""
+
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
-<style>
-body {{ font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }}
-table {{ border-collapse: collapse; margin: .5em 0 1em; }}
-th, td {{ border-bottom: 1px solid #ddd; padding: .3em .7em; text-align: left; vertical-align: top; }}
-img {{ max-width: 100%; margin: .5em 1em .5em 0; }}
-.dim {{ color: #888; font-size: 90%; }}
-details.trace {{ border: 1px solid #e3e3e3; border-radius: 4px; margin: .3em 0; padding: .3em .6em; }}
-details.sample {{ margin-left: 1.5em; }}
-pre {{ white-space: pre-wrap; background: #f7f7f7; padding: .5em; }}
-.mark {{ font-weight: bold; }}
-#search {{ width: 60%; padding: .4em; font-size: 14px; }}
-</style></head>
+{style}</head>
 <body data-render="pending">
 <h1>selfimprove report</h1>
 <p class=dim>Generated {generated}. Everything below is computed from the run store.</p>

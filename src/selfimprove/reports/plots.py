@@ -84,3 +84,20 @@ def grouped_bars(groups: Sequence[str], bars: dict[str, Sequence[float]], title:
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8)
     return _png(fig)
+
+
+def interval_bars(
+    labels: Sequence[str], values: Sequence[float], intervals: Sequence[Sequence[float]], title: str, ylabel: str
+) -> str:
+    """One bar per model with its interval as an error bar (values and intervals are fractions)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(labels)), 3.6))
+    heights = [100 * v for v in values]
+    below = [100 * (v - low) for v, (low, _) in zip(values, intervals)]
+    above = [100 * (high - v) for v, (_, high) in zip(values, intervals)]
+    ax.bar(range(len(labels)), heights, yerr=[below, above], capsize=4, color="#4c72b0")
+    ax.set_xticks(range(len(labels)), list(labels))
+    ax.set(title=title, ylabel=ylabel)
+    ax.set_ylim(0, max([100 * high for _, high in intervals] + [1.0]) * 1.1)
+    ax.grid(axis="y", alpha=0.3)
+    return _png(fig)

@@ -71,8 +71,18 @@ class SFTResult:
     seconds: float
 
 
-def finetune(model: Any, tokenizer: Any, rows: list[dict], out: Path, settings: SFTSettings) -> SFTResult:
-    """Fine-tune `model` on rows of {"prompt", "completion"}; save adapter and merged checkpoint under `out`."""
+def finetune(
+    model: Any,
+    tokenizer: Any,
+    rows: list[dict],
+    out: Path,
+    settings: SFTSettings,
+    loss: Any = None,
+    callbacks: tuple[Any, ...] = (),
+) -> SFTResult:
+    """Fine-tune `model` on rows of {"prompt", "completion"}; save adapter and merged checkpoint under `out`.
+    `loss`: a `compute_loss_func(outputs, labels, num_items_in_batch)` replacing the cross-entropy (e.g.
+    `confidence_loss.ConfidenceLoss`); `callbacks`: further transformers TrainerCallbacks."""
     import time
 
     import datasets
@@ -125,8 +135,14 @@ def finetune(model: Any, tokenizer: Any, rows: list[dict], out: Path, settings: 
             task_type="CAUSAL_LM",
         )
     model.train()
-    trainer = SFTTrainer(
-        model=model, args=config, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config
+    trainer_class = SFTTrainer if loss is None else _trainer_with_loss(loss)
+    trainer = trainer_class(
+        model=model,
+        args=config,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=list(callbacks) or None,
     )
     _replace_printer(trainer)
     last = _last_checkpoint(checkpoints)
@@ -157,6 +173,21 @@ def finetune(model: Any, tokenizer: Any, rows: list[dict], out: Path, settings: 
     return SFTResult(
         merged=out / "merged", adapter=adapter, losses=losses, steps=trainer.state.global_step, seconds=seconds
     )
+
+
+def _trainer_with_loss(loss: Any) -> Any:
+    """SFTTrainer whose loss is `loss(outputs, labels, num_items_in_batch)` on the model's full logits (TRL
+    deprecates `compute_loss_func`, and it costs a second forward pass there)."""
+    from trl import SFTTrainer
+
+    class LossTrainer(SFTTrainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001
+            forward = {k: v for k, v in inputs.items() if k != "labels"}
+            outputs = model(**forward, use_cache=False)
+            value = loss(outputs, inputs["labels"], num_items_in_batch)
+            return (value, outputs) if return_outputs else value
+
+    return LossTrainer
 
 
 def _about_twenty(rows: int, settings: SFTSettings) -> int:
