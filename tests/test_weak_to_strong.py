@@ -176,13 +176,17 @@ def test_weak_to_strong_end_to_end_the_student_never_sees_gold(tmp_path, strong_
     )
     report = loop.run()
 
-    labels = [json.loads(line) for line in (tmp_path / "weak-labels.jsonl").read_text().splitlines()]
+    def one(pattern):
+        (found,) = tmp_path.glob(pattern)
+        return found
+
+    labels = [json.loads(line) for line in one("weak-labels-*.jsonl").read_text().splitlines()]
     assert [r["problem_id"] for r in labels] == [f"train-{i}" for i in range(6)]
     # the labeler saw no reference: its run stores none; its odd answers are 7, its even ones happen to be gold
     assert [r["answer"] for r in labels] == [GOLD if i % 2 == 0 else "7" for i in range(6)]
     assert all(r["completion"].startswith(" Counting. The answer is") for r in labels)
     assert all("Really, the answer is" not in r["completion"] for r in labels)  # no gold solution in the w2s arm
-    gold = [json.loads(line) for line in (tmp_path / "gold.jsonl").read_text().splitlines()]
+    gold = [json.loads(line) for line in one("gold-*.jsonl").read_text().splitlines()]
     assert all(r["completion"].endswith(f"Really, the answer is {GOLD}.") for r in gold) and len(gold) == 6
     train_runs = [r for r in loop.store.runs() if r["label"].endswith("· train")]
     assert len(train_runs) == 1
@@ -195,17 +199,23 @@ def test_weak_to_strong_end_to_end_the_student_never_sees_gold(tmp_path, strong_
     assert report.pgr["pgr"] is None or math.isfinite(report.pgr["pgr"])
     assert (tmp_path / "report.html").read_text().count("<img") == 1
     for name in ("student", "ceiling"):
-        assert (tmp_path / name / "merged" / "config.json").is_file()
+        assert (one(f"{name}-*") / "merged" / "config.json").is_file()
 
     # a second run reuses every stage: nothing is trained or generated again
-    before = {name: (tmp_path / name / "done.json").stat().st_mtime for name in ("student", "ceiling")}
+    before = {name: (one(f"{name}-*") / "done.json").stat().st_mtime for name in ("student", "ceiling")}
     calls = len(weak.calls)
     again = WeakToStrong(
         task, "weak", strong_checkpoint, tmp_path, settings, sft, make_engine=make_engine, log=lambda m: None
     )
     assert again.run().arms == report.arms
     assert len(weak.calls) == calls
-    assert before == {name: (tmp_path / name / "done.json").stat().st_mtime for name in ("student", "ceiling")}
+    assert before == {name: (one(f"{name}-*") / "done.json").stat().st_mtime for name in ("student", "ceiling")}
+
+    # another student setting in the same folder trains a new student only; labels and ceiling are reused
+    plain = replace(settings, confidence_weight=0.0)
+    third = WeakToStrong(task, "weak", strong_checkpoint, tmp_path, plain, sft, make_engine=make_engine, log=print)
+    assert third.run().arms["ceiling"] == report.arms["ceiling"] and len(weak.calls) == calls
+    assert len(list(tmp_path.glob("student-*"))) == 2 and len(list(tmp_path.glob("ceiling-*"))) == 1
 
 
 def test_finetune_trains_through_the_given_loss(tmp_path):

@@ -20,11 +20,15 @@ generative (arithmetic, GSM8K, multiple choice ...), so a label is a whole solut
    the teacher's errors, fix them, or break what the teacher got right).
 
 Everything lives in one work folder and every stage is reused when finished (runs resume in the store,
-fine-tuning from its last checkpoint), so an interrupted run continues where it stopped.
+fine-tuning from its last checkpoint), so an interrupted run continues where it stopped. Each stage's
+folder or file is named by a hash of what it depends on (`student-1a2b3c4d`), so a second run in the same
+folder with another setting (say a confidence loss) reuses the weak labels and the ceiling and trains
+only the new student, and never reuses a stage made with other settings.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -52,6 +56,8 @@ from selfimprove.training.sft import SFTSettings, finetune, load_for_training
 
 LABELERS = ("greedy", "vote")
 TARGETS = ("reasoning", "answer")
+LABELING = ("labeler", "label_samples", "temperature", "top_k", "max_tokens", "seed")
+"""The settings a labeling run depends on."""
 
 
 @dataclass
@@ -117,6 +123,8 @@ class W2SReport:
     labels: dict[str, Any] = field(default_factory=dict)
     """The weak labels: rows, problems left unlabeled, their accuracy (read after training, for this report)."""
     seconds: dict[str, float] = field(default_factory=dict)
+    """Seconds of each stage done by this call (a reused stage takes none)."""
+    settings: dict[str, Any] = field(default_factory=dict)
 
 
 class TrainSlice:
@@ -204,8 +212,8 @@ class WeakToStrong:
         s = self.settings
         weak = self.weak
         if s.weak_gold > 0:
-            supervisor_problems = TrainSlice(self.task, 0, s.weak_gold)
-            weak = self._train("weak-supervisor", self.weak, self._gold_rows("weak-gold", supervisor_problems))
+            gold = self._gold_rows("weak-gold", TrainSlice(self.task, 0, s.weak_gold))
+            weak = self._train("weak-supervisor", self.weak, gold)
         labels = self._labels("weak-labels", weak)
         arms: dict[str, str | None] = {
             "weak": weak,
@@ -226,12 +234,22 @@ class WeakToStrong:
 
     # -- stages ----------------------------------------------------------------------------------
 
+    def _stage(self, name: str, **depends: Any) -> str:
+        """`name-HASH`: the stage's name and a hash of everything its output depends on."""
+        text = json.dumps(depends, sort_keys=True, default=str)
+        return f"{name}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+
+    def _sft_identity(self) -> Any:
+        return asdict(self.sft) if isinstance(self.sft, SFTSettings) else dict(sorted((self.sft or {}).items()))
+
     def _labels(self, name: str, model: str | None) -> list[dict]:
         """The labeler's training rows for the students' problems, from its unlabeled run in the store."""
-        path = self.work / f"{name}.jsonl"
+        s = self.settings
+        labeling = {k: getattr(s, k) for k in LABELING}
+        stage = self._stage(name, model=model, task=self.students.describe(), target=s.target, **labeling)
+        path = self.work / f"{stage}.jsonl"
         if path.is_file():
             return _read_rows(path)
-        s = self.settings
         started = time.perf_counter()
         if s.labeler == "vote":
             strategy: Any = SelfConsistency(
@@ -254,7 +272,7 @@ class WeakToStrong:
             (r["problem_id"], r["step"], r["sample"]): r["text"] for r in self.store.completion_rows(outcome.run_id)
         }
         problems = {p.id: p for p in self.students.problems("train")}
-        rows = []
+        rows: list[dict] = []
         for solution in self.store.solutions(outcome.run_id):
             problem = problems[solution["problem_id"]]
             prompt = self._prompt(problem)
@@ -266,7 +284,7 @@ class WeakToStrong:
             completion = path_text if s.target == "reasoning" else direct_answer(vote.answer)
             rows.append(
                 {"prompt": prompt, "completion": completion, "problem_id": problem.id, "answer": vote.answer,
-                 "share": vote.share}
+                 "share": vote.share, "stage": stage}
             )  # fmt: skip
         if not rows:
             raise ConfigError(f"{name}: the labeler stated no answer on any train problem; nothing to train on")
@@ -275,7 +293,8 @@ class WeakToStrong:
         return rows
 
     def _gold_rows(self, name: str, problems_of: Any) -> list[dict]:
-        path = self.work / f"{name}.jsonl"
+        stage = self._stage(name, task=problems_of.describe(), target=self.settings.target)
+        path = self.work / f"{stage}.jsonl"
         if path.is_file():
             return _read_rows(path)
         rows = []
@@ -284,8 +303,9 @@ class WeakToStrong:
             if completion is None or answer_in_prompt(prompt, problem):
                 continue
             rows.append(
-                {"prompt": prompt, "completion": completion, "problem_id": problem.id, "answer": problem.reference}
-            )
+                {"prompt": prompt, "completion": completion, "problem_id": problem.id, "answer": problem.reference,
+                 "stage": stage}
+            )  # fmt: skip
         if not rows:
             raise ConfigError(f"{name}: the task's train problems have no references to build gold rows from")
         write_jsonl(path, rows)
@@ -298,7 +318,10 @@ class WeakToStrong:
         return prompt
 
     def _train(self, name: str, model: str | None, rows: list[dict], confident: bool = False) -> str:
-        folder = self.work / name
+        s = self.settings
+        confidence = (s.confidence_weight, s.confidence_warmup) if confident and s.confidence_weight > 0 else None
+        data = rows[0]["stage"] if rows else None
+        folder = self.work / self._stage(name, model=model, data=data, confidence=confidence, sft=self._sft_identity())
         if (folder / "done.json").is_file():
             return str(folder / "merged")
         started = time.perf_counter()
@@ -309,8 +332,8 @@ class WeakToStrong:
             else SFTSettings.scaled_to(network.num_parameters(), **(self.sft or {}))
         )
         loss, callbacks = None, ()
-        if confident and self.settings.confidence_weight > 0:
-            loss = ConfidenceLoss(self.settings.confidence_weight, self.settings.confidence_warmup)
+        if confidence is not None:
+            loss = ConfidenceLoss(*confidence)
             callbacks = (loss.callback(),)
         self.log(f"{name}: fine-tuning {model or 'embedded model'} on {len(rows)} rows")
         training = [{"prompt": r["prompt"], "completion": r["completion"]} for r in rows]
@@ -333,7 +356,7 @@ class WeakToStrong:
         return {r["problem_id"]: (bool(r["correct"]), r["answer"]) for r in self.store.solutions(outcome.run_id)}
 
     def _report(self, arms: dict, outcomes: dict, labels: list[dict]) -> W2SReport:
-        report = W2SReport(seconds=dict(self.seconds))
+        report = W2SReport(seconds=dict(self.seconds), settings=asdict(self.settings))
         ids = [pid for pid in outcomes["weak"] if all(pid in o for o in outcomes.values())]
         correct = {name: [o[pid][0] for pid in ids] for name, o in outcomes.items()}
         for name, model in arms.items():
