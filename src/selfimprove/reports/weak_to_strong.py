@@ -35,13 +35,21 @@ def _gap(gap: dict | None) -> str:
     return text + (f" [{100 * interval[0]:.0f}%, {100 * interval[1]:.0f}%]" if interval else "")
 
 
+def _levels(report: Any) -> list[str]:
+    return sorted({level for arm in report.arms.values() for level in arm.get("by_level", {})})
+
+
 def summary_table(report: Any) -> Table:
     table = Table(title="weak-to-strong: greedy accuracy on the same test problems (95% bootstrap)")
-    for column in ("model", "role", "accuracy", "interval", "problems"):
-        table.add_column(column, justify="right" if column in ("accuracy", "problems") else "left")
+    levels = _levels(report)
+    for column in ("model", "role", "accuracy", "interval", "problems", *(f"level {x}" for x in levels)):
+        table.add_column(column, justify="left" if column in ("model", "role", "interval") else "right")
     for name, arm in _arms(report):
         low, high = arm["interval"]
-        table.add_row(name, ROLE[name], _pct(arm["accuracy"]), f"[{_pct(low)}, {_pct(high)}]", str(arm["problems"]))
+        by_level = [_pct(arm.get("by_level", {}).get(x)) for x in levels]
+        table.add_row(
+            name, ROLE[name], _pct(arm["accuracy"]), f"[{_pct(low)}, {_pct(high)}]", str(arm["problems"]), *by_level
+        )
     table.caption = f"PGR {_gap(report.pgr)}" + (
         f" · bootstrapped PGR {_gap(report.bootstrapped_pgr)}" if report.bootstrapped_pgr else ""
     )
@@ -75,12 +83,16 @@ def render_w2s(report: Any) -> str:
         f"PGR {_gap(report.pgr)}",
         "greedy accuracy (%)",
     )
+    levels = _levels(report)
     rows = "".join(
         f"<tr><td><b>{_e(name)}</b></td><td>{_e(ROLE[name])}</td><td><code>{_e(arm['model'])}</code></td>"
         f"<td><code>{_e(arm['run'])}</code></td><td><b>{_pct(arm['accuracy'])}</b> <span class=dim>"
-        f"[{_pct(arm['interval'][0])}, {_pct(arm['interval'][1])}]</span></td><td>{arm['problems']}</td></tr>"
+        f"[{_pct(arm['interval'][0])}, {_pct(arm['interval'][1])}]</span></td><td>{arm['problems']}</td>"
+        + "".join(f"<td>{_pct(arm.get('by_level', {}).get(x))}</td>" for x in levels)
+        + "</tr>"
         for name, arm in arms
     )
+    level_heads = "".join(f"<th>level {_e(x)}</th>" for x in levels)
     f, labels = report.flips, report.labels
     low, high = f["difference_interval"]
     flips = (
@@ -102,7 +114,8 @@ jointly for the three models. Every run is in the work folder's store (<code>sel
 WORK/runs.sqlite</code> shows its traces).</p>
 <p>PGR: <b>{_e(_gap(report.pgr))}</b></p>{bootstrapped}
 <img src="{figure}" alt="accuracy per model">
-<table><tr><th>model</th><th>role</th><th>checkpoint</th><th>run</th><th>accuracy [95%]</th><th>problems</th></tr>
+<table><tr><th>model</th><th>role</th><th>checkpoint</th><th>run</th><th>accuracy [95%]</th><th>problems</th>
+{level_heads}</tr>
 {rows}</table>
 <h2>Student vs weak</h2>
 <table><tr><th>fixed</th><th>broken</th><th>both right</th><th>both wrong</th><th>… same wrong answer</th>

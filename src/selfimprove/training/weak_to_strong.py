@@ -91,6 +91,10 @@ class W2SSettings:
     """Fraction of the student's steps over which α rises linearly from 0 to confidence_weight."""
     seed: int = 0
     """Sampling and fine-tuning seed."""
+    device: str = "auto"
+    """Device of the hf engine that labels and evaluates: auto, cpu, cuda."""
+    batch_size: int = 32
+    """Rows (prompt × sample) the hf engine decodes together."""
 
     def __post_init__(self) -> None:
         require_sampling_ranges(self)
@@ -106,6 +110,9 @@ class W2SSettings:
             require_range("test_limit", self.test_limit, 1)
         require_range("confidence_weight", self.confidence_weight, 0.0, 1.0)
         require_range("confidence_warmup", self.confidence_warmup, 0.0, 1.0)
+        require_range("batch_size", self.batch_size, 1)
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ConfigError(f"device = {self.device!r} (--device): choose auto, cpu or cuda")
 
 
 @dataclass
@@ -199,7 +206,7 @@ class WeakToStrong:
         self.work = Path(work)
         self.settings = settings or W2SSettings()
         self.sft = sft
-        self.make_engine = make_engine or _hf_engine
+        self.make_engine = make_engine or self._hf_engine
         self.load_model = load_model or load_for_training
         self.log = log
         self.work.mkdir(parents=True, exist_ok=True)
@@ -207,6 +214,7 @@ class WeakToStrong:
         self.students = TrainSlice(task, self.settings.weak_gold, self.settings.train_limit)
         self.seconds: dict[str, float] = {}
         self._runs: dict[str, str] = {}
+        self._levels: dict[str, Any] = {}
 
     def run(self) -> W2SReport:
         s = self.settings
@@ -233,6 +241,11 @@ class WeakToStrong:
         return report
 
     # -- stages ----------------------------------------------------------------------------------
+
+    def _hf_engine(self, source: str | None) -> Engine:
+        from selfimprove.engines.hf import HFEngine
+
+        return HFEngine(model=source, device=self.settings.device, batch_size=self.settings.batch_size)
 
     def _stage(self, name: str, **depends: Any) -> str:
         """`name-HASH`: the stage's name and a hash of everything its output depends on."""
@@ -353,7 +366,9 @@ class WeakToStrong:
             engine.close()
         self.seconds[f"evaluate {name}"] = time.perf_counter() - started
         self._runs[name] = outcome.run_id
-        return {r["problem_id"]: (bool(r["correct"]), r["answer"]) for r in self.store.solutions(outcome.run_id)}
+        rows = self.store.solutions(outcome.run_id)
+        self._levels.update({r["problem_id"]: (r["metadata"] or {}).get("level") for r in rows})
+        return {r["problem_id"]: (bool(r["correct"]), r["answer"]) for r in rows}
 
     def _report(self, arms: dict, outcomes: dict, labels: list[dict]) -> W2SReport:
         report = W2SReport(seconds=dict(self.seconds), settings=asdict(self.settings))
@@ -366,6 +381,7 @@ class WeakToStrong:
                 "problems": len(ids),
                 "accuracy": sum(correct[name]) / len(ids),
                 "interval": list(bootstrap_interval([float(x) for x in correct[name]])),
+                "by_level": _by_level(ids, correct[name], self._levels),
             }
         report.pgr = asdict(performance_gap_recovered(correct["weak"], correct["student"], correct["ceiling"]))
         if "bootstrapped" in correct:
@@ -406,14 +422,17 @@ def student_flips(weak: list[tuple[bool, str | None]], student: list[tuple[bool,
     }
 
 
+def _by_level(ids: list[str], correct: list[bool], levels: dict[str, Any]) -> dict[str, float]:
+    """Accuracy per difficulty level, where the task's problems have one (else empty)."""
+    grouped: dict[str, list[bool]] = {}
+    for pid, ok in zip(ids, correct):
+        if levels.get(pid) is not None:
+            grouped.setdefault(str(levels[pid]), []).append(ok)
+    return {level: sum(oks) / len(oks) for level, oks in sorted(grouped.items())}
+
+
 def _read_rows(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def _hf_engine(source: str | None) -> Engine:
-    from selfimprove.engines.hf import HFEngine
-
-    return HFEngine(model=source)
 
 
 def weak_to_strong(
