@@ -241,3 +241,34 @@ def test_finetune_trains_through_the_given_loss(tmp_path):
     assert result.steps == 4 and Counted.calls == 4
     assert Counted.seen_progress == [0.0, 0.25, 0.5, 0.75]  # α warmed up with the trainer's steps
     assert all(math.isfinite(x) for x in result.losses)
+
+
+def test_bootstrapping_through_an_intermediate_model(tmp_path, strong_checkpoint):
+    """The intermediate model learns from the weak labels, then its own answers (here scripted: the plumbing is
+    under test) train the bootstrapped student; PGR is reported for both students."""
+    from doubles import ScriptedEngine
+    from selfimprove.engines.hf import HFEngine
+    from selfimprove.training.weak_to_strong import WeakToStrong
+
+    task = ArithmeticTask(level=1, shots=0)
+    weak = ScriptedEngine(lambda prompt, i: " The answer is 7.")
+    middle = ScriptedEngine(lambda prompt, i: " I think. The answer is 5.")
+    middle.name = "scripted-intermediate"  # runs are identified by their engine: another model, other runs
+
+    def make_engine(source):
+        if source == "weak":
+            return weak
+        return middle if "/intermediate-" in str(source) else HFEngine(model=source, batch_size=16)
+
+    settings = W2SSettings(train_limit=4, test_limit=3, max_tokens=6)
+    sft = {"epochs": 1, "batch_size": 4, "lora_r": 0, "max_length": 96}
+    loop = WeakToStrong(
+        task, "weak", strong_checkpoint, tmp_path, settings, sft, strong_checkpoint, make_engine, log=lambda m: None
+    )
+    report = loop.run()
+    assert list(report.arms) == ["weak", "student", "ceiling", "intermediate", "bootstrapped"]
+    (relabeled,) = tmp_path.glob("intermediate-labels-*.jsonl")
+    rows = [json.loads(line) for line in relabeled.read_text().splitlines()]
+    assert {r["answer"] for r in rows} == {"5"} and len(rows) == 4
+    assert report.bootstrapped_pgr is not None and "bootstrapped" in (tmp_path / "report.html").read_text()
+    assert [c[0] for c in middle.calls] == [f"train-{i}" for i in range(4)] + [f"test-{i}" for i in range(3)]
