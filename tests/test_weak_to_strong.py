@@ -192,7 +192,7 @@ def test_weak_to_strong_end_to_end_the_student_never_sees_gold(tmp_path, strong_
     assert len(train_runs) == 1
     assert all(s["reference"] is None and s["correct"] is None for s in loop.store.solutions(train_runs[0]["run_id"]))
 
-    assert set(report.arms) == {"weak", "student", "ceiling"}
+    assert set(report.arms) == {"weak", "student", "ceiling", "strong-base"}
     assert all(arm["problems"] == 4 for arm in report.arms.values())
     assert report.labels == {"rows": 6, "problems": 6, "unlabeled": 0, "accuracy": 0.5}
     assert report.flips["problems"] == 4
@@ -266,9 +266,21 @@ def test_bootstrapping_through_an_intermediate_model(tmp_path, strong_checkpoint
         task, "weak", strong_checkpoint, tmp_path, settings, sft, strong_checkpoint, make_engine, log=lambda m: None
     )
     report = loop.run()
-    assert list(report.arms) == ["weak", "student", "ceiling", "intermediate", "bootstrapped"]
+    assert list(report.arms) == ["weak", "student", "ceiling", "intermediate", "bootstrapped", "strong-base"]
     (relabeled,) = tmp_path.glob("intermediate-labels-*.jsonl")
     rows = [json.loads(line) for line in relabeled.read_text().splitlines()]
     assert {r["answer"] for r in rows} == {"5"} and len(rows) == 4
     assert report.bootstrapped_pgr is not None and "bootstrapped" in (tmp_path / "report.html").read_text()
     assert [c[0] for c in middle.calls] == [f"train-{i}" for i in range(4)] + [f"test-{i}" for i in range(3)]
+
+
+def test_the_weak_supervisors_gold_problems_are_not_the_students(tmp_path):
+    from selfimprove.training.weak_to_strong import WeakToStrong
+
+    task = ArithmeticTask(level=2, shots=0)
+    loop = WeakToStrong(task, "weak", "strong", tmp_path, W2SSettings(weak_gold=5, train_limit=8), log=lambda m: None)
+    supervisor = loop._gold_rows("weak-gold", TrainSlice(task, 0, 5))
+    ceiling = loop._gold_rows("gold", loop.students)
+    assert [r["problem_id"] for r in supervisor] == [f"train-{i}" for i in range(5)]
+    assert [r["problem_id"] for r in ceiling] == [f"train-{i}" for i in range(5, 13)]
+    assert supervisor[0]["stage"] != ceiling[0]["stage"] and len(list(tmp_path.glob("*.jsonl"))) == 2

@@ -11,13 +11,15 @@ from rich.table import Table
 from selfimprove.reports import plots
 from selfimprove.reports.html import STYLE, _e, _pct
 
-ORDER = ("weak", "intermediate", "student", "bootstrapped", "ceiling")
+ORDER = ("weak-base", "weak", "intermediate", "student", "bootstrapped", "ceiling", "strong-base")
 ROLE = {
     "weak": "the weak teacher (its labels train the students)",
     "intermediate": "the intermediate model trained on the weak labels",
     "student": "the strong model trained on the weak labels",
     "bootstrapped": "the strong model trained on the intermediate model's labels",
     "ceiling": "the strong model trained on gold labels",
+    "weak-base": "the weak model as given, before its gold fine-tuning (reference)",
+    "strong-base": "the strong model as given, untrained here (reference)",
 }
 
 

@@ -120,7 +120,8 @@ class W2SReport:
     """Accuracy of every model on the same test problems, the gap recovered, and the student's flips."""
 
     arms: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """Name (weak, student, ceiling, intermediate, bootstrapped) -> model, run, accuracy, interval, problems."""
+    """Name (weak, student, ceiling, intermediate, bootstrapped; strong-base and weak-base: the models as given,
+    for reference) -> model, run, accuracy, interval, problems, accuracy by level."""
     pgr: dict[str, Any] = field(default_factory=dict)
     """The student's PGR, its interval, resamples without a gap."""
     bootstrapped_pgr: dict[str, Any] | None = None
@@ -232,6 +233,10 @@ class WeakToStrong:
             arms["intermediate"] = self._train("intermediate", self.intermediate, labels, confident=True)
             relabeled = self._labels("intermediate-labels", arms["intermediate"])
             arms["bootstrapped"] = self._train("bootstrapped", self.strong, relabeled, confident=True)
+        # for the report only: the strong (and the weak, when it was fine-tuned) model as it came, untrained here
+        arms["strong-base"] = self.strong
+        if s.weak_gold > 0:
+            arms["weak-base"] = self.weak
         outcomes = {name: self._evaluate(name, model) for name, model in arms.items()}
         report = self._report(arms, outcomes, labels)
         atomic_write_text(self.work / "report.json", json.dumps(asdict(report), indent=2))
