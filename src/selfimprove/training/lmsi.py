@@ -41,7 +41,7 @@ from selfimprove.tasks.base import Task
 from selfimprove.tasks.jsonl import read_jsonl, require_str, write_jsonl
 from selfimprove.training.formats import FORMATS, KeptPath, training_rows
 from selfimprove.training.gguf_export import EXPORT_TYPES, default_template, export_checkpoint
-from selfimprove.training.sft import SFTSettings, finetune, load_for_training
+from selfimprove.training.sft import SFTSettings, finetune, load_for_training, resolve_sft
 
 SHARE_BUCKETS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0001)
 
@@ -253,11 +253,7 @@ class LMSI:
 
         started = time.perf_counter()
         network, tokenizer = self.load_model(model)
-        settings = (
-            self.sft
-            if isinstance(self.sft, SFTSettings)
-            else SFTSettings.scaled_to(network.num_parameters(), **(self.sft or {}))
-        )
+        settings = resolve_sft(self.sft, network.num_parameters())
         result = finetune(network, tokenizer, rows, folder / "sft", settings)
         del network
         report.losses, report.steps, report.merged = result.losses, result.steps, str(result.merged)

@@ -62,6 +62,11 @@ class SFTSettings:
         return base
 
 
+def resolve_sft(sft: SFTSettings | dict[str, Any] | None, parameters: int) -> SFTSettings:
+    """Settings given as they are, or overrides of the defaults scaled to a model of `parameters` weights."""
+    return sft if isinstance(sft, SFTSettings) else SFTSettings.scaled_to(parameters, **(sft or {}))
+
+
 @dataclass
 class SFTResult:
     merged: Path

@@ -52,7 +52,7 @@ from selfimprove.tasks.base import Task
 from selfimprove.tasks.jsonl import write_jsonl
 from selfimprove.training.confidence_loss import ConfidenceLoss
 from selfimprove.training.formats import direct_answer
-from selfimprove.training.sft import SFTSettings, finetune, load_for_training
+from selfimprove.training.sft import SFTSettings, finetune, load_for_training, resolve_sft
 
 LABELERS = ("greedy", "vote")
 TARGETS = ("reasoning", "answer")
@@ -344,11 +344,7 @@ class WeakToStrong:
             return str(folder / "merged")
         started = time.perf_counter()
         network, tokenizer = self.load_model(model)
-        settings = (
-            self.sft
-            if isinstance(self.sft, SFTSettings)
-            else SFTSettings.scaled_to(network.num_parameters(), **(self.sft or {}))
-        )
+        settings = resolve_sft(self.sft, network.num_parameters())
         loss, callbacks = None, ()
         if confidence is not None:
             loss = ConfidenceLoss(*confidence)
