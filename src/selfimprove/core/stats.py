@@ -34,6 +34,17 @@ def bootstrap_interval(
     return _percentiles(means, alpha)
 
 
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of a proportion (95% at z = 1.96): sensible at 0 and n successes, where the
+    bootstrap collapses to a point (a control set that recalls nothing still gets an upper bound)."""
+    if n <= 0:
+        raise ValueError("an interval needs at least one trial")
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 def mcnemar_exact(only_a: int, only_b: int) -> float:
     """Two-sided exact McNemar p-value from the discordant counts (A right & B wrong, and the reverse).
 

@@ -42,22 +42,25 @@ def line_plot(
     ylabel: str,
     log2_x: bool = False,
     baselines: Sequence[Series] = (),
+    percent: bool = True,
 ) -> str:
     """Several runs' curves on one plot; a run with one point is drawn as a marker. A baseline with no x is a
-    dashed horizontal line (greedy accuracy beside maj@k); with one x, a cross (greedy's cost and accuracy)."""
+    dashed horizontal line (greedy accuracy beside maj@k); with one x, a cross (greedy's cost and accuracy).
+    `percent`: y values are fractions drawn as percentages; else drawn as they are (bits, counts)."""
     plt = _pyplot()
+    scale = 100 if percent else 1
     fig, ax = plt.subplots(figsize=(6, 3.6))
     colours = {}
     for s in series:
-        (line,) = ax.plot(list(s.x), [100 * v for v in s.y], marker="o", label=s.label)
+        (line,) = ax.plot(list(s.x), [scale * v for v in s.y], marker="o", label=s.label)
         colours[s.label] = line.get_color()
     for b in baselines:
         colour = colours.get(b.label.removesuffix(" (greedy)"), "grey")
         if len(b.x):
-            ax.plot(list(b.x), [100 * v for v in b.y], marker="x", markersize=9, linestyle="none", color=colour,
+            ax.plot(list(b.x), [scale * v for v in b.y], marker="x", markersize=9, linestyle="none", color=colour,
                     label=b.label)  # fmt: skip
         else:
-            ax.axhline(100 * b.y[0], linestyle="--", linewidth=1, color=colour, label=b.label)
+            ax.axhline(scale * b.y[0], linestyle="--", linewidth=1, color=colour, label=b.label)
     if log2_x:
         ax.set_xscale("log", base=2)
         ticks = sorted({x for s in series for x in s.x})

@@ -63,3 +63,44 @@ def word_digit_tokenizer(corpus: Iterable[str]) -> Any:
     return PreTrainedTokenizerFast(
         tokenizer_object=core, pad_token="<pad>", bos_token="<bos>", eos_token="<eos>", unk_token="<unk>"
     )
+
+
+def is_word_level(tokenizer: Any) -> bool:
+    """A tokenizer of this module's word-and-digit kind (a fixed word list: new words become <unk>)."""
+    import json
+
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    return backend is not None and json.loads(backend.to_str())["model"]["type"] == "WordLevel"
+
+
+def missing_pieces(tokenizer: Any, corpus: Iterable[str]) -> list[str]:
+    """Pieces of the corpus (words with and without their leading space, single characters) that a word-level
+    tokenizer does not have, in first-seen order."""
+    import re
+
+    vocab = tokenizer.get_vocab()
+    missing: dict[str, None] = {}
+    for text in corpus:
+        for piece in re.findall(WORD_DIGIT_PATTERN, text):
+            word = piece.strip()
+            spellings = (word, " " + word) if word and (word.isalpha() or "'" in word) else (piece,)
+            missing.update((s, None) for s in spellings if s not in vocab)
+    return list(missing)
+
+
+def extend_word_level(tokenizer: Any, corpus: Iterable[str]) -> Any:
+    """The tokenizer with the corpus's missing pieces added after its last id (old texts encode exactly as
+    before); the caller resizes the model's embeddings to `len(result)`."""
+    import json
+
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    state = json.loads(tokenizer.backend_tokenizer.to_str())
+    vocab = state["model"]["vocab"]
+    for piece in missing_pieces(tokenizer, corpus):
+        vocab.setdefault(piece, len(vocab))
+    core = Tokenizer.from_str(json.dumps(state))
+    return PreTrainedTokenizerFast(
+        tokenizer_object=core, pad_token="<pad>", bos_token="<bos>", eos_token="<eos>", unk_token="<unk>"
+    )
