@@ -22,6 +22,7 @@ from selfimprove.runs import metrics
 from selfimprove.runs.store import RunStore
 from selfimprove.serve.settings import ServeSettings
 from selfimprove.training.lmsi import LMSIEngines, LMSISettings
+from selfimprove.training.memory import MemorySettings
 from selfimprove.training.process_rewards import ProcessTrainSettings
 from selfimprove.training.reward_models import RewardTrainSettings
 from selfimprove.training.score import ScoreSettings
@@ -339,6 +340,39 @@ def w2s(
         report = weak_to_strong(the_task, weak, strong, out, w2s_settings, overrides, intermediate, console.print)
         console.print(summary_table(report))
         console.print(flips_table(report))
+        console.print(f"report: {out / 'report.html'}")
+
+    _guard(work)
+
+
+@app.command("memory")
+@settings_options(MemorySettings)
+def memory_command(
+    model: list[str] = typer.Option(
+        ...,
+        help="Model to measure (repeat for several): checkpoint folder, hub name, .gguf, 'embedded', or "
+        "scratch:HIDDENxLAYERS (a fresh testbed-architecture decoder).",
+    ),
+    out: Path = typer.Option(..., "--out", help="Work folder: checkpoints, runs, report. Re-run to resume."),
+    sft_option: list[str] = typer.Option(
+        [], "--sft-option", "-T", help="Fine-tuning setting KEY=VALUE (learning_rate, lora_r, batch_size ...)."
+    ),
+    **settings: Any,
+) -> None:
+    """Memory capacity: fine-tune on N items for E exposures, recall them from their keys, and a control set never
+    trained on, before and after; items and bits per parameter, reasoning cost; see docs/memory.md."""
+    from selfimprove.reports.memory import baseline_table, points_table
+    from selfimprove.training.memory import memory
+    from selfimprove.training.sft import SFTSettings
+
+    def work() -> None:
+        memory_settings = settings_from(MemorySettings, settings)
+        overrides = {k: _coerce(v) for k, v in parse_options(sft_option, "--sft-option").items()}
+        SFTSettings.scaled_to(0, **overrides)  # an unknown setting fails now, before any model loads
+        models = [None if m == "embedded" else m for m in model]
+        report = memory(models, out, memory_settings, overrides, console.print)
+        console.print(baseline_table(report))
+        console.print(points_table(report))
         console.print(f"report: {out / 'report.html'}")
 
     _guard(work)
