@@ -324,7 +324,10 @@ class MemoryStudy:
         engine = self.make_engine(model)
         try:
             tokens = self.settings.max_tokens or max(engine.count_tokens(item.value) for item in items) + 8
-            outcome = runner.execute(MemoryTask(items, role), ChainOfThought(max_tokens=tokens), engine, self.store)
+            strategy = ChainOfThought(max_tokens=tokens)
+            outcome = runner.execute(
+                MemoryTask(items, role), strategy, engine, self.store, batch_size=self.settings.batch_size
+            )
         finally:
             engine.close()
         self.seconds[f"recall {label} {role}"] = time.perf_counter() - started
@@ -343,7 +346,8 @@ class MemoryStudy:
         task = ArithmeticTask(level=s.reasoning_level, shots=s.reasoning_shots)
         engine = self.make_engine(model)
         try:
-            outcome = runner.execute(task, ChainOfThought(max_tokens=128), engine, self.store, limit=s.reasoning)
+            strategy = ChainOfThought(max_tokens=128)
+            outcome = runner.execute(task, strategy, engine, self.store, limit=s.reasoning, batch_size=s.batch_size)
         finally:
             engine.close()
         self.seconds[f"reasoning {label}"] = time.perf_counter() - started
