@@ -90,3 +90,35 @@ class ConfidenceEngine(ScriptedEngine):
                 finished.append(done)
             out.append(finished)
         return out
+
+
+class StreamingEngine(CountingEngine):
+    """CountingEngine that tells each sample's text word by word to `on_text` (through `TextStream`, as a real
+    engine does) before its completion, with a pause between words so a client can see them arrive."""
+
+    name = "streaming-double"
+    streams_text = True
+
+    def __init__(self, pause: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.pause = pause
+        self.told: list[tuple[int, int, str]] = []
+
+    def generate(self, prompts, n, sampling, on_complete=None, on_text=None):
+        import time
+
+        from selfimprove.engines.base import TextStream
+
+        def finish(index, sample_id, completion):
+            if on_text is not None:
+                stream, words = TextStream(sampling.stop), completion.text.split(" ")
+                for count in range(1, len(words) + 1):
+                    delta = stream.delta(" ".join(words[:count]), final=count == len(words))
+                    if delta:
+                        self.told.append((index, sample_id, delta))
+                        on_text(index, sample_id, delta)
+                    time.sleep(self.pause)
+            if on_complete:
+                on_complete(index, sample_id, completion)
+
+        return super().generate(prompts, n, sampling, on_complete=finish)

@@ -9,8 +9,9 @@ import time
 import httpx
 import pytest
 
-from doubles import CountingEngine, ScriptedEngine
+from doubles import CountingEngine, ScriptedEngine, StreamingEngine
 from selfimprove.core.types import Prompt, Sampling
+from selfimprove.engines.base import TextStream
 from selfimprove.runs.store import RunStore
 from selfimprove.serve.batching import SharedEngine
 from selfimprove.serve.keys import KeyRing, digest, load_key_digests
@@ -79,6 +80,64 @@ def test_streaming_sends_progress_then_the_answer(server):
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == " The answer is 7." and chunks[-1].usage.completion_tokens == 30
     assert progress[-1]["choices"][0]["votes"] == {"7": 3, "5": 2}
+
+
+def test_text_stream_holds_back_what_may_be_a_stop_string():
+    stream = TextStream(["\nQuestion:", "###"])
+    told = [stream.delta(text) for text in ("The", "The answer", "The answer\n", "The answer\nQu", "The answer\nQuite")]
+    assert told == ["The", " answer", "", "", "\nQuite"]  # "\n" and "\nQu" could have begun the stop string
+    assert stream.delta("The answer\nQuite #", final=False) == " " and stream.delta("The answer\nQuite #", True) == "#"
+    assert TextStream([]).delta("abc") == "abc"
+
+
+@pytest.fixture
+def streaming_server(tmp_path):
+    settings = ServeSettings(port=0, served_name="m", store=str(tmp_path / "s.sqlite"), max_n=4)
+    engine = StreamingEngine(pause=0.02, answer_of=lambda s: 7 if s % 3 else 5)
+    running = BackgroundServer(engine, settings)
+    yield running, engine
+    running.stop()
+
+
+def test_plain_and_greedy_text_is_streamed_as_it_is_generated(streaming_server):
+    server, engine = streaming_server
+    client = openai.OpenAI(base_url=server.url, api_key="none")
+    whole = client.completions.create(model="m", prompt="Q: 1+1?\nA:", n=2, max_tokens=8)
+    chunks = list(client.completions.create(model="m", prompt="Q: 1+1?\nA:", n=2, max_tokens=8, stream=True))
+    for index in range(2):
+        deltas = [c.choices[0].text for c in chunks if c.choices and c.choices[0].index == index and c.choices[0].text]
+        assert len(deltas) == 4  # word by word, not the whole text at the end
+        assert "".join(deltas) == whole.choices[index].text
+    chat = list(client.chat.completions.create(model="cot/m", messages=[{"role": "user", "content": "2+5?"}],
+                                               stream=True))  # fmt: skip
+    deltas = [c.choices[0].delta.content for c in chat if c.choices and c.choices[0].delta.content]
+    assert len(deltas) == 4 and "".join(deltas) == " The answer is 5."
+    # A vote's text is known only when its samples are in: one piece at the end, none told on the way.
+    told = len(engine.told)
+    voted = list(client.chat.completions.create(model="self-consistency-3/m", stream=True,
+                                                messages=[{"role": "user", "content": "2+5?"}]))  # fmt: skip
+    pieces = [c.choices[0].delta.content for c in voted if c.choices and c.choices[0].delta.content]
+    assert pieces == [" The answer is 7."] and len(engine.told) == told
+
+
+def test_shared_engine_routes_each_callers_text():
+    shared = SharedEngine(StreamingEngine())
+    heard: dict[int, list[str]] = {0: [], 1: []}
+    barrier = threading.Barrier(2)
+
+    def ask(caller: int) -> None:
+        barrier.wait()
+        shared.generate([Prompt(f"q{caller}", problem_id=f"p{caller}")], 1, Sampling(max_tokens=8),
+                        on_text=lambda index, sample, delta: heard[caller].append(delta))  # fmt: skip
+
+    threads = [threading.Thread(target=ask, args=(c,)) for c in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    shared.close()
+    assert "".join(heard[0]) == " The answer is 0." and "".join(heard[1]) == " The answer is 0."
+    assert shared.engine_calls <= 2
 
 
 def test_bad_requests_get_openai_errors_and_the_server_keeps_serving(server):

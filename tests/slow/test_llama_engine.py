@@ -34,6 +34,18 @@ def test_n_samples_per_prompt_with_streaming_callback(llama_engine, prompts):
     assert len({c.text for c in out[0]}) > 1  # sampling, not five copies
 
 
+def test_text_told_as_it_is_generated_joins_to_each_completion(llama_engine, prompts):
+    task, ps = prompts
+    told: dict[tuple[int, int], list[str]] = {}
+    stops = (*task.stop, "\n\n", " is")  # short stops, so some texts end on one
+    sampling = Sampling(temperature=0.9, max_tokens=40, stop=stops, seed=3)
+    out = llama_engine.generate(ps, 4, sampling, on_text=lambda i, s, d: told.setdefault((i, s), []).append(d))
+    for i, row in enumerate(out):
+        for s, completion in enumerate(row):
+            assert "".join(told.get((i, s), [])) == completion.text  # nothing taken back, nothing of a stop told
+    assert max(len(pieces) for pieces in told.values()) > 3  # piece by piece, not whole
+
+
 def test_same_seed_same_samples_other_seed_others(llama_engine, prompts):
     task, ps = prompts
     sampling = Sampling(temperature=1.0, max_tokens=32, stop=task.stop, seed=11)

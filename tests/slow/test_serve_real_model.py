@@ -60,6 +60,20 @@ def test_streaming_progress_arrives_before_the_answer(server):
     assert len(progress) == 7 and content and progress[0] < content[0]
 
 
+def test_greedy_text_is_streamed_token_by_token(server):
+    client = openai.OpenAI(base_url=server.url, api_key="none")
+    started = time.perf_counter()
+    pieces, run_id = [], None
+    for chunk in client.completions.create(model="gemma", prompt=QUESTION, max_tokens=32, temperature=0,
+                                           stop=["\n\n"], stream=True):  # fmt: skip
+        if chunk.choices and chunk.choices[0].text:
+            pieces.append((chunk.choices[0].text, time.perf_counter() - started))
+        run_id = (chunk.model_extra.get("selfimprove") or {}).get("run_id") or run_id
+    (recorded,) = RunStore(server.store.path).completion_rows(run_id)
+    assert "".join(text for text, _ in pieces) == recorded["text"]  # the text as the engine finished it
+    assert len(pieces) > 3 and pieces[0][1] < pieces[-1][1]  # the first piece came before the text was done
+
+
 def test_an_over_long_prompt_is_refused_and_the_server_goes_on(server):
     client = openai.OpenAI(base_url=server.url, api_key="none", max_retries=0)
     with pytest.raises(openai.BadRequestError) as caught:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from selfimprove.core.confidence import RunningGroupConfidence
 from selfimprove.core.errors import EngineError
 from selfimprove.core.types import Completion, Prompt, PromptContent, Sampling, normalize_prompts, sample_seed
-from selfimprove.engines.base import OnComplete, first_stop, plain_transcript, registry
+from selfimprove.engines.base import OnComplete, OnText, TextStream, first_stop, plain_transcript, registry
 from selfimprove.engines.embedded import resolve_model_path
 
 log = logging.getLogger(__name__)
@@ -85,6 +85,7 @@ class _Sequence:
     logprobs: list[float] = field(default_factory=list)  # per generated token, where asked
     top_logprobs: list[list[tuple[str, float]]] = field(default_factory=list)
     watch: RunningGroupConfidence | None = None  # ends it on low confidence, where asked
+    stream: TextStream | None = None  # its text told out as it grows, where asked
 
 
 @dataclass
@@ -100,6 +101,7 @@ class _Group:
     common: int = 0  # prompt tokens taken from `source` instead of decoded
     looked_up: int = -1  # the cache's version when source and common were found
     evaluated: int = 0  # prompt tokens decoded for it
+    on_text: OnText | None = None  # told each sample's new text as it is generated
 
 
 @dataclass
@@ -129,6 +131,7 @@ class LlamaCppEngine:
     """
 
     name = "llama-cpp"
+    streams_text = True  # generate takes on_text: each sample's text as it is produced
 
     def __init__(
         self,
@@ -199,6 +202,7 @@ class LlamaCppEngine:
         n: int,
         sampling: Sampling,
         on_complete: OnComplete | None = None,
+        on_text: OnText | None = None,
     ) -> list[list[Completion]]:
         prompts = normalize_prompts(prompts)
         results: list[dict[int, Completion]] = [{} for _ in prompts]
@@ -214,7 +218,7 @@ class LlamaCppEngine:
             ids = prompt.ids(n)
             per_group = max(1, min(self.max_parallel, (self.n_ctx - len(tokens)) // max(1, sampling.max_tokens)))
             for start in range(0, len(ids), per_group):
-                pending.append(_Group(index, tokens, ids[start : start + per_group]))
+                pending.append(_Group(index, tokens, ids[start : start + per_group], on_text=on_text))
 
         def finished(seq: _Sequence) -> None:
             first_of_group = seq.sample_id == seq.group.sample_ids[0]
@@ -415,6 +419,7 @@ class LlamaCppEngine:
         if self._llama_cpp.llama_vocab_is_eog(self._vocab, token):
             seq.text = seq.pieces.decode("utf-8", errors="ignore")
             seq.finish_reason = "stop"
+            self._tell(seq, sampling)
             return
         if sampling.wants_logprobs:
             self._record_logprobs(seq, token, logits_index, sampling.top_logprobs)
@@ -431,6 +436,17 @@ class LlamaCppEngine:
             seq.finish_reason = "length"
         elif hesitant:
             seq.finish_reason = "low_confidence"
+        self._tell(seq, sampling)
+
+    def _tell(self, seq: _Sequence, sampling: Sampling) -> None:
+        """Report the sequence's new text to the caller's `on_text`, where one was given."""
+        if seq.group is None or seq.group.on_text is None:
+            return
+        if seq.stream is None:
+            seq.stream = TextStream(sampling.stop)
+        delta = seq.stream.delta(seq.text, final=seq.finish_reason is not None)
+        if delta:
+            seq.group.on_text(seq.prompt_index, seq.sample_id, delta)
 
     def _record_logprobs(self, seq: _Sequence, token: int, logits_index: int, top: int) -> None:
         """The model's log-probability of `token` (and the `top` likeliest) from the raw logits it was drawn from."""

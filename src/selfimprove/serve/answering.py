@@ -12,8 +12,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from selfimprove.core.types import Completion, Problem, Prompt, PromptContent, Sampling, Solution, normalize_prompts
-from selfimprove.engines.base import Engine, OnComplete
+from selfimprove.engines.base import Engine, OnComplete, streams_text
 from selfimprove.serve.routing import RequestError, RequestTask, Route
+
+PLAIN_PROBLEM = "request"  # the problem id of plain generation's prompt
 
 
 class Cancelled(Exception):
@@ -28,12 +30,35 @@ class Kept:
     completion: Completion
 
 
+@dataclass
+class TextDelta:
+    """New text of one choice, as the engine produced it (a streaming request's events)."""
+
+    choice: int
+    text: str
+
+
+ChoiceText = Callable[[int, str], None]
+"""(choice index, new text): a choice's text as the engine produces it."""
+
+
+def streams_choices(route: Route) -> bool:
+    """Whether a choice's text is one completion told out as it is generated: plain generation (a choice is a
+    sample) and greedy chain-of-thought (a choice is its one completion). Other strategies' text is known only
+    once their samples are in (the vote, the ranking, the last turn)."""
+    from selfimprove.strategies.cot import ChainOfThought
+
+    return route.strategy is None or type(route.strategy) is ChainOfThought
+
+
 class RequestEngine:
     """The engine as one request sees it: every completion kept (for the store, the usage, the progress events),
+    each choice's text told to `on_choice_text` as it grows (where the engine streams and the route allows),
     and no engine call made once the request is cancelled."""
 
     def __init__(self, engine: Engine, on_event: Callable[[Kept], None] | None = None):
         self.engine, self.name, self.on_event = engine, engine.name, on_event
+        self.on_choice_text: ChoiceText | None = None
         self.kept: list[Kept] = []
         self.cancelled = threading.Event()
         self._lock = threading.Lock()
@@ -64,7 +89,25 @@ class RequestEngine:
             if on_complete is not None:
                 on_complete(index, sample_id, completion)
 
-        return self.engine.generate(prompts, n, sampling, on_complete=keep)
+        told = self.on_choice_text
+        if told is None or not streams_text(self.engine):
+            return self.engine.generate(prompts, n, sampling, on_complete=keep)
+
+        def tell(index: int, sample_id: int, delta: str) -> None:
+            choice = _choice_index(prompts[index].problem_id, sample_id)
+            if choice is not None:
+                told(choice, delta)
+
+        return self.engine.generate(prompts, n, sampling, on_complete=keep, on_text=tell)
+
+
+def _choice_index(problem_id: str, sample_id: int) -> int | None:
+    """Which choice a completion's text is: plain generation's sample `i` is choice `i`; a strategy's prompts
+    belong to problem `choice-i`."""
+    if problem_id == PLAIN_PROBLEM:
+        return sample_id
+    prefix, _, number = problem_id.partition("choice-")
+    return int(number) if not prefix and number.isdigit() else None
 
 
 @dataclass
@@ -126,7 +169,7 @@ def answer(
     request_id = uuid.uuid4().hex[:24]
     if route.strategy is None:
         sampling = plain_sampling(body, stop, default_max_tokens)
-        (row,) = engine.generate([Prompt(content, problem_id="request", step="plain")], n, sampling)
+        (row,) = engine.generate([Prompt(content, problem_id=PLAIN_PROBLEM, step="plain")], n, sampling)
         choices = [Choice(c.text, c.finish_reason) for c in row]
         return Answered(request_id, choices, engine.kept, route)
     task = RequestTask(content, stop, route.answers)
@@ -143,8 +186,14 @@ def answer(
         "strategy": route.strategy_name,
         "settings": route.strategy.describe(),
         "choices": [
-            {"answer": s.answer, "votes": s.votes, "confidence": s.confidence, "samples": len(s.samples),
-             "extra": _plain(s.extra), **_rewards(s)}
+            {
+                "answer": s.answer,
+                "votes": s.votes,
+                "confidence": s.confidence,
+                "samples": len(s.samples),
+                "extra": _plain(s.extra),
+                **_rewards(s),
+            }
             for s in solutions
         ],  # fmt: skip
     }

@@ -25,7 +25,16 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from selfimprove.core.errors import EngineError, SelfImproveError
 from selfimprove.engines.base import Engine
 from selfimprove.runs.store import RunStore
-from selfimprove.serve.answering import Answered, Cancelled, Kept, RequestEngine, answer, leader
+from selfimprove.serve.answering import (
+    Answered,
+    Cancelled,
+    Kept,
+    RequestEngine,
+    TextDelta,
+    answer,
+    leader,
+    streams_choices,
+)
 from selfimprove.serve.keys import KeyRing
 from selfimprove.serve.routing import PLAIN, RequestError, RequestTask, build_route, known_strategies
 from selfimprove.serve.settings import ServeSettings
@@ -124,6 +133,10 @@ def create_app(
         task = RequestTask(content, stop, route.answers)
         request_engine = RequestEngine(engine)
         request_engine.on_event = lambda kept: loop.call_soon_threadsafe(events.put_nowait, kept)
+        if body.get("stream") and streams_choices(route):
+            request_engine.on_choice_text = lambda choice, text: loop.call_soon_threadsafe(
+                events.put_nowait, TextDelta(choice, text)
+            )
 
         def work() -> Answered:
             try:
@@ -254,8 +267,9 @@ def _error_event(exc: RequestError) -> bytes:
 
 async def sse_stream(job, events, request, engine, task, endpoint, served, body, include_usage, timeout
                      ) -> AsyncIterator[bytes]:  # fmt: skip
-    """OpenAI's chunk format: a role chunk, a progress chunk per finished sample, each choice's text, the finish
-    reasons, optionally the usage, then [DONE]. Errors after the first chunk arrive as an `error` event."""
+    """OpenAI's chunk format: a role chunk, a progress chunk per finished sample, each choice's text (as it is
+    generated where the engine and the route allow it, else whole at the end), the finish reasons, optionally the
+    usage, then [DONE]. Errors after the first chunk arrive as an `error` event."""
     model = body.get("model") or served
     chat = endpoint == "chat"
     ident = ("chatcmpl-" if chat else "cmpl-") + f"{id(job):x}"
@@ -275,6 +289,7 @@ async def sse_stream(job, events, request, engine, task, endpoint, served, body,
 
     yield chunk([piece(i, role=True, text="" if not chat else None) for i in range(n)])
     kept: list[Kept] = []
+    streamed: dict[int, str] = {}  # each choice's text told so far, token by token
     deadline = time.monotonic() + timeout
     try:
         while not job.done() or not events.empty():
@@ -289,6 +304,10 @@ async def sse_stream(job, events, request, engine, task, endpoint, served, body,
                     yield _error_event(RequestError(f"request took longer than {timeout:g} s", 504))
                     return
                 continue
+            if isinstance(event, TextDelta):
+                streamed[event.choice] = streamed.get(event.choice, "") + event.text
+                yield chunk([piece(event.choice, text=event.text)])
+                continue
             kept.append(event)
             progress = {"samples_done": len(kept), "leader": leader(kept, task), "step": event.step}
             yield chunk([piece(0, text="" if not chat else None)], selfimprove=progress)
@@ -298,7 +317,10 @@ async def sse_stream(job, events, request, engine, task, endpoint, served, body,
             yield _error_event(exc)
             return
         for i, choice in enumerate(answered.choices):
-            yield chunk([piece(i, text=choice.text)])
+            told = streamed.get(i, "")
+            rest = choice.text[len(told) :] if choice.text.startswith(told) else choice.text
+            if rest or not told:
+                yield chunk([piece(i, text=rest)])
         yield chunk([piece(i, finish=_reason(c)) for i, c in enumerate(answered.choices)],
                     selfimprove=_extension(answered))  # fmt: skip
         if include_usage:

@@ -7,7 +7,8 @@ worker owns the engine: it takes every waiting call, merges those with the same 
 calls whose settings differ one after another (the seed is not a setting that keeps calls apart: it goes with
 each prompt, `Prompt.seed`), and hands each caller its own completions, and its `on_complete`
 events, as they arrive. Calls that arrive while the engine is busy are merged into the next engine call (merging
-is per engine call: a running call does not take in new sequences).
+is per engine call: a running call does not take in new sequences). A caller's `on_text` (text as it is generated)
+is routed to it the same way, where the engine streams text.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 
 from selfimprove.core.types import Completion, Prompt, PromptContent, Sampling, normalize_prompts
-from selfimprove.engines.base import Engine, OnComplete
+from selfimprove.engines.base import Engine, OnComplete, OnText, streams_text
 
 
 @dataclass
@@ -28,6 +29,7 @@ class _Call:
     n: int
     sampling: Sampling
     on_complete: OnComplete | None
+    on_text: OnText | None = None
     done: Future = field(default_factory=Future)
     failed: Exception | None = None  # its on_complete raised: it gets that error, the others their results
 
@@ -39,6 +41,7 @@ class SharedEngine:
         """`merge=False` runs every call alone, in arrival order: a lock, kept as the benchmark's baseline."""
         self.engine, self.merge = engine, merge
         self.name = engine.name
+        self.streams_text = streams_text(engine)
         self._queue: queue.Queue[_Call | None] = queue.Queue()
         self._worker = threading.Thread(target=self._serve, name="shared-engine", daemon=True)
         self._worker.start()
@@ -62,10 +65,11 @@ class SharedEngine:
         n: int,
         sampling: Sampling,
         on_complete: OnComplete | None = None,
+        on_text: OnText | None = None,
     ) -> list[list[Completion]]:
         # The seed travels with each prompt, so calls that differ only in their seed can be merged.
         seeded = [p if p.seed is not None else replace(p, seed=sampling.seed) for p in normalize_prompts(prompts)]
-        call = _Call(seeded, n, replace(sampling, seed=0), on_complete)
+        call = _Call(seeded, n, replace(sampling, seed=0), on_complete, on_text if self.streams_text else None)
         self._queue.put(call)
         return call.done.result()
 
@@ -107,10 +111,19 @@ class SharedEngine:
                 except Exception as exc:  # noqa: BLE001 - one caller's failing callback must not stop the others
                     call.failed = exc
 
+        def tell(index: int, sample_id: int, delta: str) -> None:
+            call, local = owners[index]
+            if call.on_text is not None and call.failed is None:
+                try:
+                    call.on_text(local, sample_id, delta)
+                except Exception as exc:  # noqa: BLE001 - as above
+                    call.failed = exc
+
+        streaming = {"on_text": tell} if any(call.on_text is not None for call in calls) else {}
         self.engine_calls += 1
         self.merged_calls += len(calls)
         try:
-            results = self.engine.generate(prompts, n, sampling, on_complete=route)
+            results = self.engine.generate(prompts, n, sampling, on_complete=route, **streaming)
         except BaseException as exc:  # noqa: BLE001 - every caller must hear of it, then the worker goes on
             for call in calls:
                 if not call.done.done():
