@@ -283,7 +283,10 @@ class WeakToStrong:
         self.log(f"{name}: {model or 'embedded model'} labels the train problems ({s.labeler}), references hidden")
         engine = self.make_engine(model)
         try:
-            outcome = runner.execute(self.students, strategy, engine, self.store, split="train", unlabeled=True)
+            outcome = runner.execute(
+                self.students, strategy, engine, self.store, split="train", unlabeled=True,
+                batch_size=self.settings.batch_size,
+            )  # fmt: skip
         finally:
             engine.close()
         texts = {
@@ -362,7 +365,10 @@ class WeakToStrong:
         engine = self.make_engine(model)
         try:
             strategy = ChainOfThought(max_tokens=self.settings.max_tokens)
-            outcome = runner.execute(self.task, strategy, engine, self.store, limit=self.settings.test_limit)
+            outcome = runner.execute(
+                self.task, strategy, engine, self.store, limit=self.settings.test_limit,
+                batch_size=self.settings.batch_size,
+            )  # fmt: skip
         finally:
             engine.close()
         self.seconds[f"evaluate {name}"] = time.perf_counter() - started
