@@ -17,6 +17,7 @@ from selfimprove import engines, strategies, tasks
 from selfimprove.cli_settings import settings_from, settings_options
 from selfimprove.core.config import default_store_path
 from selfimprove.core.errors import ConfigError, SelfImproveError
+from selfimprove.quant.settings import QuantSettings
 from selfimprove.reports.console import print_metrics, runs_table
 from selfimprove.runs import metrics
 from selfimprove.runs.store import RunStore
@@ -407,6 +408,33 @@ def score(
         if report.evaluation is not None:
             title = f"{the_task.name}: self-correct (2 turns, greedy), test split"
             console.print(self_correction_table(report.evaluation, title))
+
+    _guard(work)
+
+
+quant_app = typer.Typer(no_args_is_help=True, help="Quantization: what each GGUF type costs a model.")
+app.add_typer(quant_app, name="quant")
+
+
+@quant_app.command("sweep")
+@settings_options(QuantSettings)
+def quant_sweep_command(
+    out: Path = typer.Option(..., "--out", help="Work folder: variants, runs, report. Re-run to resume."),
+    model: str | None = typer.Option(
+        None, help="F16/F32 .gguf, or a checkpoint folder with --template (default: the embedded model, dequantised)."
+    ),
+    **settings: Any,
+) -> None:
+    """GGUF quantisations of one model against its unquantised reference: KL divergence (streamed), same-top-token
+    rate, perplexity ratio, size, speed, peak memory, accuracy with paired flips; see docs/quantization.md."""
+    from selfimprove.quant.sweep import quant_sweep
+    from selfimprove.reports.quantization import sweep_table
+
+    def work() -> None:
+        source = None if model in (None, "embedded") else model
+        report = quant_sweep(source, out, settings_from(QuantSettings, settings), console.print)
+        console.print(sweep_table(report))
+        console.print(f"report: {out / 'report.html'}")
 
     _guard(work)
 

@@ -42,6 +42,12 @@ LLAMA_CPP_TYPES = {
     "q5_k_s": "MOSTLY_Q5_K_S",
     "q5_k_m": "MOSTLY_Q5_K_M",
     "q6_k": "MOSTLY_Q6_K",
+    "q3_k_s": "MOSTLY_Q3_K_S",
+    "q3_k_m": "MOSTLY_Q3_K_M",
+    "q3_k_l": "MOSTLY_Q3_K_L",
+    "q2_k": "MOSTLY_Q2_K",
+    "iq4_nl": "MOSTLY_IQ4_NL",
+    "iq4_xs": "MOSTLY_IQ4_XS",
 }
 EXPORT_TYPES = (*DIRECT_TYPES, *LLAMA_CPP_TYPES)
 
@@ -184,7 +190,8 @@ def llama_cpp_quantize(source: Path, out: Path, out_type: str, threads: int = 0)
         raise ConfigError(f"--type {out_type} needs llama-cpp-python (pip install 'selfimprove[llama]')") from exc
     llama_cpp.llama_backend_init()
     params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = int(gguf.LlamaFileType[LLAMA_CPP_TYPES[out_type]])
+    ftype = LLAMA_CPP_TYPES.get(out_type) or DIRECT_TYPES[out_type][1]  # q8_0 and f16 too, where asked
+    params.ftype = int(gguf.LlamaFileType[ftype])
     params.nthread = threads
     with atomic_path(out) as partial:
         status = llama_cpp.llama_model_quantize(str(source).encode(), str(partial).encode(), ctypes.byref(params))
