@@ -23,7 +23,9 @@ def test_variants_load_and_their_sizes_match_their_types(report):
     assert list(by_label) == ["reference", "embedded (shipped Q4_K_M)", "q8_0", "q2_k"]
     assert 15.5 < by_label["reference"].bits_per_weight < 16.5 and by_label["reference"].tensor_types.get("F16")
     assert 8.4 < by_label["q8_0"].bits_per_weight < 9.0 and by_label["q8_0"].tensor_types.get("Q8_0")
-    assert by_label["q2_k"].tensor_types.get("Q2_K") and by_label["q2_k"].bytes < by_label["q8_0"].bytes
+    # Gemma 3 270M's rows (640 wide) are not all whole 256-blocks: llama.cpp falls back to Q3_K / Q4_0 there.
+    assert {"Q2_K", "Q3_K", "Q4_0"} & set(by_label["q2_k"].tensor_types)
+    assert by_label["q2_k"].bytes < by_label["q8_0"].bytes
     assert all(v.speed["decode_tps"] > 0 and v.speed["peak_rss_bytes"] > v.bytes / 2 for v in report.variants)
 
 
