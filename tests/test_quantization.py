@@ -89,3 +89,24 @@ def test_settings_and_text_files_fail_with_the_flag_or_line(tmp_path):
     bad.write_text('{"title": "A", "lines": ["one", "two"]}\n')
     assert read_text(str(bad)) == "A\none\ntwo"
     assert "Question:" in read_text(None)
+
+
+def test_weight_only_sweep_of_a_tiny_checkpoint(tmp_path):
+    pytest.importorskip("torchao")
+    from selfimprove.quant.settings import QuantSettings
+    from selfimprove.quant.sweep import quant_sweep
+    from tiny_models import tiny_llama
+
+    folder = tmp_path / "tiny"
+    model, tokenizer = tiny_llama(seed=1, hidden=64)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    settings = QuantSettings(kld_tokens=96, context=48, problems=4, max_tokens=6, shots=0, batch_size=4, probe=False)
+    report = quant_sweep(str(folder), tmp_path / "sweep", settings, log=lambda line: None)
+    by_label = {v.label: v for v in report.variants}
+    assert list(by_label) == ["reference", "int8", "int4"]
+    assert by_label["reference"].divergence["kl_mean"] == 0.0 and by_label["reference"].bits_per_weight > 31
+    assert 0 < by_label["int8"].divergence["kl_mean"] < by_label["int4"].divergence["kl_mean"]
+    assert by_label["int8"].bytes < by_label["reference"].bytes
+    assert all(v.accuracy is not None for v in report.variants) and by_label["int4"].flips is not None
+    assert (tmp_path / "sweep" / "report.html").read_text().count("<tr>") >= 4

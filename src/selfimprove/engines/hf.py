@@ -255,6 +255,8 @@ class HFEngine:
     batch_size: rows (prompt x sample) decoded together.
     threads: torch CPU threads (default: torch's choice).
     share_prompt: the samples of one prompt share one computation of it (its KV cache, repeated per row).
+    weights: "float" (as loaded), or "int8" / "int4": Linear weights quantised weight-only by torchao
+        (`engines/weight_quantization.py`), for the quantization sweep.
     """
 
     name = "hf"
@@ -266,7 +268,10 @@ class HFEngine:
         batch_size: int = 16,
         threads: int | None = None,
         share_prompt: bool = True,
+        weights: str = "float",
     ):
+        from selfimprove.engines.weight_quantization import quantize_weights
+
         torch, _ = import_torch_stack()
         self.torch = torch
         if threads:
@@ -274,6 +279,8 @@ class HFEngine:
         self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
         dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
         self.model, self.tokenizer, self.source = load_causal_lm(model, dtype=dtype, device=self.device)
+        self.weights = weights
+        quantize_weights(self.model, weights)
         self.batch_size = max(1, int(batch_size))
         self.share_prompt = bool(share_prompt)
         _pad_left(self.tokenizer)
@@ -289,6 +296,7 @@ class HFEngine:
         engine.device = str(next(model.parameters()).device)
         engine.batch_size = batch_size
         engine.share_prompt = share_prompt
+        engine.weights = "float"
         _pad_left(tokenizer)
         return engine
 
@@ -298,6 +306,8 @@ class HFEngine:
         """The model's name and, for a local checkpoint, its path and weights' sizes and times: two checkpoints
         saved under the same folder name (every LMSI round's `merged`) never share a run."""
         identity = {"engine": self.name, "model": Path(self.source).name, "parameters": self.model.num_parameters()}
+        if getattr(self, "weights", "float") != "float":
+            identity["weight_quantization"] = self.weights  # a quantised copy never shares a run with the float model
         folder = Path(self.source)
         if folder.is_dir():
             weights = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin"))

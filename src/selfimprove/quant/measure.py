@@ -2,6 +2,7 @@
 summary), and its speed and memory serving one stream, in a process of its own so peak memory is its own.
 
     python -m selfimprove.quant.measure MODEL.gguf     # prints {"load_seconds", "prompt_tps", ...} as JSON
+    python -m selfimprove.quant.measure CHECKPOINT --hf-weights int8
 """
 
 from __future__ import annotations
@@ -96,10 +97,41 @@ class LogitPass:
         self.llm.close()
 
 
+class HFLogitPass:
+    """The same for a transformers checkpoint, its Linear weights as `weights` (float, int8, int4)."""
+
+    def __init__(self, model_path: str, weights: str = "float"):
+        from selfimprove.engines.hf import load_causal_lm
+        from selfimprove.engines.weight_quantization import quantize_weights
+
+        self.model, self.tokenizer, _ = load_causal_lm(model_path)
+        quantize_weights(self.model, weights)
+
+    def tokenize(self, text: str) -> tuple[list[int], int | None]:
+        tokens = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return tokens, self.tokenizer.bos_token_id
+
+    def logprobs(self, window: list[int]) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            logits = self.model(torch.tensor([window])).logits[0, :-1]
+        return log_softmax(logits.float().numpy())
+
+    def close(self) -> None:
+        self.model = None
+
+
+def logit_pass(model_path: str, context: int, weights: str | None = None) -> LogitPass | HFLogitPass:
+    """A GGUF's pass (weights None) or a checkpoint's with its weights quantised as given."""
+    return LogitPass(model_path, context) if weights is None else HFLogitPass(model_path, weights)
+
+
 def summarise_reference(
-    model_path: str, token_windows: list[list[int]], k: int, progress: Callable[[int], None] = lambda n: None
-) -> ReferenceSummary:
-    passer = LogitPass(model_path, max(len(w) for w in token_windows))
+    model_path: str, token_windows: list[list[int]], k: int, progress: Callable[[int], None] = lambda n: None,
+    weights: str | None = None,
+) -> ReferenceSummary:  # fmt: skip
+    passer = logit_pass(model_path, max(len(w) for w in token_windows), weights)
     try:
         parts = []
         for window in token_windows:
@@ -112,9 +144,9 @@ def summarise_reference(
 
 def compare_variant(
     model_path: str, token_windows: list[list[int]], reference: ReferenceSummary,
-    progress: Callable[[int], None] = lambda n: None,
+    progress: Callable[[int], None] = lambda n: None, weights: str | None = None,
 ) -> list[Comparison]:  # fmt: skip
-    passer = LogitPass(model_path, max(len(w) for w in token_windows))
+    passer = logit_pass(model_path, max(len(w) for w in token_windows), weights)
     try:
         parts, offset = [], 0
         for window in token_windows:
@@ -165,14 +197,47 @@ def peak_resident_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def probe_in_subprocess(model_path: str, timeout: float = 600) -> dict:
-    """`probe` in a fresh interpreter, so the peak memory is the variant's alone."""
-    done = subprocess.run([sys.executable, "-m", "selfimprove.quant.measure", model_path], capture_output=True,
-                          text=True, timeout=timeout)  # fmt: skip
+def probe_hf(model_path: str, weights: str, prompt_tokens: int = 256, decode_tokens: int = 64) -> dict:
+    """`probe` for a checkpoint with its weights quantised: one greedy stream through transformers."""
+    import torch
+
+    started = time.perf_counter()
+    passer = HFLogitPass(model_path, weights)
+    loaded = time.perf_counter() - started
+    tokens, bos = passer.tokenize(read_text(None))
+    ids = torch.tensor([([bos] if bos is not None else []) + tokens[: prompt_tokens - 1]])
+    with torch.inference_mode():
+        started = time.perf_counter()
+        output = passer.model(ids, use_cache=True)
+        prompt_seconds = time.perf_counter() - started
+        cache, token = output.past_key_values, output.logits[:, -1:].argmax(-1)
+        started = time.perf_counter()
+        for _ in range(decode_tokens):
+            output = passer.model(token, past_key_values=cache, use_cache=True)
+            cache, token = output.past_key_values, output.logits[:, -1:].argmax(-1)
+        decode_seconds = time.perf_counter() - started
+    return {
+        "load_seconds": loaded,
+        "prompt_tps": ids.shape[1] / prompt_seconds,
+        "decode_tps": decode_tokens / decode_seconds,
+        "peak_rss_bytes": peak_resident_bytes(),
+    }
+
+
+def probe_in_subprocess(model_path: str, weights: str | None = None, timeout: float = 600) -> dict:
+    """`probe` (or `probe_hf`, where `weights` is given) in a fresh interpreter, so the peak memory is the
+    variant's alone."""
+    extra = [] if weights is None else ["--hf-weights", weights]
+    done = subprocess.run([sys.executable, "-m", "selfimprove.quant.measure", model_path, *extra],
+                          capture_output=True, text=True, timeout=timeout)  # fmt: skip
     if done.returncode != 0:
         raise RuntimeError(f"probing {model_path} failed: {done.stderr.strip().splitlines()[-1:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 if __name__ == "__main__":
-    print(json.dumps(probe(sys.argv[1])))
+    arguments = sys.argv[1:]
+    if len(arguments) == 3 and arguments[1] == "--hf-weights":
+        print(json.dumps(probe_hf(arguments[0], arguments[2])))
+    else:
+        print(json.dumps(probe(arguments[0])))

@@ -15,6 +15,9 @@ class QuantSettings:
     types: str = DEFAULT_TYPES
     """GGUF types to make from the reference, comma-separated (llama.cpp's quantiser: q8_0, q6_k, q5_k_m,
     q4_k_m, iq4_xs, q3_k_m, q2_k, ...)."""
+    weights: str = "int8,int4"
+    """Weight-only types for a Hugging Face checkpoint given without --template (torchao; the reference is the
+    checkpoint in float32)."""
     template: str | None = None
     """A Hugging Face checkpoint --model is exported in the layout of this GGUF (its architecture and tokenizer)."""
     include_source: bool = True
@@ -46,6 +49,10 @@ class QuantSettings:
 
     def __post_init__(self) -> None:
         self.type_list = parse_types(self.types)
+        self.weight_list = [w.strip() for w in self.weights.split(",") if w.strip()]
+        bad = [w for w in self.weight_list if w not in ("int8", "int4")]
+        if bad or not self.weight_list:
+            raise ConfigError(f"--weights: expected int8 and/or int4, got {self.weights!r}")
         for name in ("kld_tokens", "context", "top_k"):
             if getattr(self, name) < 2:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 2, got {getattr(self, name)}")

@@ -24,11 +24,20 @@ from typing import Any
 from selfimprove.core.errors import ConfigError
 from selfimprove.core.files import atomic_write_text
 from selfimprove.core.stats import paired_comparison, wilson_interval
+from selfimprove.engines.weight_quantization import NOMINAL_BITS as WEIGHT_BITS
 from selfimprove.quant.divergence import ReferenceSummary, divergence_statistics
-from selfimprove.quant.measure import compare_variant, probe_in_subprocess, read_text, summarise_reference, windows
+from selfimprove.quant.measure import (
+    compare_variant,
+    logit_pass,
+    probe_in_subprocess,
+    read_text,
+    summarise_reference,
+    windows,
+)
 from selfimprove.quant.settings import QuantSettings
 from selfimprove.quant.variants import (
     NOMINAL_BITS,
+    GGUFFacts,
     gguf_facts,
     make_variant,
     reference_gguf,
@@ -80,17 +89,23 @@ class QuantSweep:
 
     def run(self) -> QuantReport:
         s = self.settings
-        reference, made = reference_gguf(self.model, self.work / "variants", s.template)
+        self.hf = self.model is not None and (Path(self.model) / "config.json").is_file() and s.template is None
+        if self.hf:
+            made = "the checkpoint in float32; variants quantise its Linear weights (torchao)"
+            reference = str(self.model)
+            candidates: list[tuple[str, str, str | None]] = [("reference", "float", reference)]
+            candidates += [(kind, kind, reference) for kind in s.weight_list]
+        else:
+            reference, made = reference_gguf(self.model, self.work / "variants", s.template)
+            candidates = [("reference", "reference", reference)]
+            if self.model is None and s.include_source:
+                from selfimprove.engines.embedded import embedded_model_path
+
+                candidates.append(("embedded (shipped Q4_K_M)", "q4_k_m", str(embedded_model_path())))
+            candidates += [(kind, kind, None) for kind in s.type_list]
         report = QuantReport(self.model or "embedded", reference, made, asdict(s))
         token_windows = self._windows(reference)
         summary = self._reference_summary(reference, token_windows)
-        candidates = [("reference", "reference", reference)]
-        if self.model is None and s.include_source:
-            from selfimprove.engines.embedded import embedded_model_path
-
-            candidates.append(("embedded (shipped Q4_K_M)", "q4_k_m", str(embedded_model_path())))
-        for kind in s.type_list:
-            candidates.append((kind, kind, None))
         reference_correct: list[bool] | None = None
         for label, kind, path in candidates:
             if path is None:
@@ -106,10 +121,8 @@ class QuantSweep:
     # -- stages ----------------------------------------------------------------------------------
 
     def _windows(self, reference: str) -> list[list[int]]:
-        from selfimprove.quant.measure import LogitPass
-
         s = self.settings
-        passer = LogitPass(reference, 8)
+        passer = logit_pass(reference, 8, "float" if self.hf else None)
         try:
             tokens, bos = passer.tokenize(read_text(s.text))
         finally:
@@ -121,12 +134,13 @@ class QuantSweep:
 
     def _reference_summary(self, reference: str, token_windows: list[list[int]]) -> ReferenceSummary:
         s = self.settings
-        identity = json.dumps([reference, Path(reference).stat().st_size, s.top_k, token_windows])
+        size = Path(reference).stat().st_size if Path(reference).is_file() else 0
+        identity = json.dumps([reference, size, s.top_k, token_windows])
         path = self.work / f"reference-top{s.top_k}-{hashlib.sha256(identity.encode()).hexdigest()[:10]}.npz"
         if path.is_file():
             return ReferenceSummary.load(str(path))
         self.log(f"reference: summarising {sum(len(w) - 1 for w in token_windows)} positions (top {s.top_k})")
-        summary = summarise_reference(reference, token_windows, s.top_k)
+        summary = summarise_reference(reference, token_windows, s.top_k, weights="float" if self.hf else None)
         summary.save(str(path.with_suffix(".partial.npz")))
         path.with_suffix(".partial.npz").replace(path)
         return summary
@@ -140,13 +154,15 @@ class QuantSweep:
             if result.path == path:
                 return result
         started = time.perf_counter()
-        facts = gguf_facts(path)
+        weights = kind if self.hf else None
+        facts = hf_facts(path, kind) if self.hf else gguf_facts(path)
         self.log(f"{label}: {facts.bits_per_weight:.2f} bits per weight; divergence over {summary.positions} positions")
-        divergence = divergence_statistics(summary, compare_variant(path, token_windows, summary))
-        speed = probe_in_subprocess(path) if s.probe else None
+        divergence = divergence_statistics(summary, compare_variant(path, token_windows, summary, weights=weights))
+        speed = probe_in_subprocess(path, weights) if s.probe else None
         result = VariantResult(
             label=label, type=kind, path=path, bytes=facts.bytes, parameters=facts.parameters,
-            bits_per_weight=facts.bits_per_weight, nominal_bits=NOMINAL_BITS.get(kind), tensor_types=facts.tensor_types,
+            bits_per_weight=facts.bits_per_weight, nominal_bits=NOMINAL_BITS.get(kind, WEIGHT_BITS.get(kind)),
+            tensor_types=facts.tensor_types,
             divergence={**asdict(divergence), "perplexity_ratio": divergence.perplexity_ratio}, speed=speed,
         )  # fmt: skip
         if s.problems:
@@ -163,7 +179,12 @@ class QuantSweep:
 
         s = self.settings
         task = ArithmeticTask(level=s.levels, shots=s.shots)
-        engine = LlamaCppEngine(model=result.path, n_ctx=8192, max_parallel=s.batch_size)
+        if self.hf:
+            from selfimprove.engines.hf import HFEngine
+
+            engine = HFEngine(model=result.path, device="cpu", batch_size=s.batch_size, weights=result.type)
+        else:
+            engine = LlamaCppEngine(model=result.path, n_ctx=8192, max_parallel=s.batch_size)
         try:
             outcome = runner.execute(task, ChainOfThought(max_tokens=s.max_tokens), engine, self.store,
                                      limit=s.problems, batch_size=s.batch_size)  # fmt: skip
@@ -195,6 +216,19 @@ class QuantSweep:
 
         atomic_write_text(self.work / "report.json", json.dumps(asdict(report), indent=2))
         atomic_write_text(self.work / "report.html", render_quantization(report))
+
+
+def hf_facts(path: str, weights: str) -> GGUFFacts:
+    """Size of the checkpoint's weights as saved with its Linear layers quantised to `weights`, and what changed."""
+    from selfimprove.engines.hf import load_causal_lm
+    from selfimprove.engines.weight_quantization import quantize_weights, state_bytes
+
+    model, _, _ = load_causal_lm(path)
+    parameters = int(model.num_parameters())
+    linear = sum(1 for module in model.modules() if type(module).__name__ == "Linear")
+    quantize_weights(model, weights)
+    kinds = {f"Linear ({weights})": linear}
+    return GGUFFacts(path, state_bytes(model), parameters, kinds)
 
 
 def _slug(text: str) -> str:
