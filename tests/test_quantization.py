@@ -110,3 +110,9 @@ def test_weight_only_sweep_of_a_tiny_checkpoint(tmp_path):
     assert by_label["int8"].bytes < by_label["reference"].bytes
     assert all(v.accuracy is not None for v in report.variants) and by_label["int4"].flips is not None
     assert (tmp_path / "sweep" / "report.html").read_text().count("<tr>") >= 4
+    from selfimprove.reports.quantization import load_report, render_family
+
+    again = load_report(str(tmp_path / "sweep"))
+    assert [v.label for v in again.variants] == ["reference", "int8", "int4"]
+    page = render_family([again])
+    assert "accuracy vs bytes" in page and page.count("<tr><td>") == 3

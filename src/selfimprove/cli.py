@@ -439,6 +439,23 @@ def quant_sweep_command(
     _guard(work)
 
 
+@quant_app.command("family")
+def quant_family_command(
+    sweep: list[str] = typer.Option(..., help="A sweep's work folder (repeat: one per model size)."),
+    out: Path = typer.Option(..., "--out", help="The HTML page to write."),
+) -> None:
+    """Accuracy against bytes on disk, one line per model size, from finished sweeps (the comparison at equal
+    memory of Lee et al. 2024)."""
+    from selfimprove.core.files import atomic_write_text
+    from selfimprove.reports.quantization import load_report, render_family
+
+    def work() -> None:
+        atomic_write_text(out, render_family([load_report(folder) for folder in sweep]))
+        console.print(f"family page: {out}")
+
+    _guard(work)
+
+
 reward_app = typer.Typer(no_args_is_help=True, help="Reward models: train one or an ensemble (best-of-n uses them).")
 app.add_typer(reward_app, name="reward")
 

@@ -96,3 +96,48 @@ reverse.</p>
 <table><tr><th>variant</th><th>correct → wrong</th><th>wrong → correct</th></tr>{flips}</table>
 </body></html>
 """
+
+
+def load_report(folder: str) -> Any:
+    """A finished (or partial) sweep's report.json as a QuantReport, for the family page."""
+    import json
+    from pathlib import Path
+
+    from selfimprove.core.errors import ConfigError
+    from selfimprove.quant.sweep import QuantReport, VariantResult
+
+    path = Path(folder) / "report.json"
+    if not path.is_file():
+        raise ConfigError(f"--sweep {folder}: no report.json (run `selfimprove quant sweep --out {folder}` first)")
+    data = json.loads(path.read_text())
+    data["variants"] = [VariantResult(**v) for v in data["variants"]]
+    return QuantReport(**data)
+
+
+def render_family(reports: list[Any]) -> str:
+    """Lee et al. 2024's comparison at equal memory: accuracy against bytes on disk, one line per model size, so
+    a larger model quantised to a smaller one's size can be read off against the smaller one unquantised."""
+    series = []
+    rows = []
+    for report in reports:
+        scored = sorted((v for v in report.variants if v.accuracy is not None), key=lambda v: v.bytes)
+        name = f"{report.model} ({scored[0].parameters:,} parameters)" if scored else report.model
+        if scored:
+            series.append(plots.Series(name, [v.bytes / 1e6 for v in scored], [v.accuracy for v in scored]))
+        for v in scored:
+            low, high = v.interval
+            rows.append(f"<tr><td>{_e(name)}</td><td>{_e(v.label)}</td><td>{v.bytes / 1e6:.2f}</td>"
+                        f"<td>{v.bits_per_weight:.2f}</td><td>{_pct(v.accuracy)} [{_pct(low)}, {_pct(high)}]</td>"
+                        f"<td>{v.divergence['kl_mean']:.4f}</td></tr>")  # fmt: skip
+    figure = plots.line_plot(series, "Accuracy at equal memory", "MB on disk", "accuracy") if series else ""
+    image = f'<img src="{figure}" alt="accuracy vs bytes">' if figure else ""
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>selfimprove: quantization at equal memory</title>
+{STYLE}</head>
+<body data-render="done">
+<h1>Accuracy against bytes, one line per model size</h1>
+{image}
+<table><tr><th>model</th><th>variant</th><th>MB</th><th>bits/weight</th><th>accuracy</th><th>KLD mean</th></tr>
+{"".join(rows)}</table>
+</body></html>
+"""
