@@ -134,3 +134,39 @@ def test_log_probabilities_are_stored_with_their_completion(tmp_path):
         Sampling(repeat_penalty=0)
     with pytest.raises(ConfigError, match="frequency_penalty"):
         Sampling(frequency_penalty=3)
+
+
+def test_a_second_process_on_the_same_run_is_refused_then_takes_over_once_the_first_is_gone(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from selfimprove.core.errors import RunBusyError
+
+    path = tmp_path / "runs.sqlite"
+    task, strategy, engine = ArithmeticTask(level="1"), ChainOfThought(), CountingEngine()
+    run_id = runner.run_id_for(runner.run_config(task, strategy, engine))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from selfimprove.runs.store import RunStore; "
+         f"RunStore({str(path)!r}).claim_run({run_id!r}); print('claimed', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "claimed"
+        store = RunStore(path)
+        with pytest.raises(RunBusyError, match=rf"run {run_id} is being computed by process {holder.pid} on "):
+            runner.execute(task, strategy, engine, store, limit=3, show_progress=False)
+        assert store.solved(run_id) == set() and engine.calls == []  # refused before computing anything
+        os.kill(holder.pid, signal.SIGKILL)  # dies holding the claim
+        holder.wait(timeout=10)
+        outcome = runner.execute(task, strategy, engine, store, limit=3, show_progress=False)
+        assert outcome.solved_now == 3 and len(store.solved(run_id)) == 3
+        assert store._db.execute("SELECT COUNT(*) FROM run_claims").fetchone()[0] == 0  # released at the end
+        started = time.time()
+        store.claim_run(run_id)  # the same process may claim again (nested runs of one pipeline)
+        store.claim_run(run_id)
+        assert time.time() - started < 5
+    finally:
+        holder.kill()

@@ -35,6 +35,10 @@ class ModelNotFoundError(SelfImproveError):
     """A model file or directory does not exist."""
 
 
+class RunBusyError(SelfImproveError):
+    """Another live process is computing the same run in the same store."""
+
+
 class EngineError(SelfImproveError):
     """An engine could not produce completions (server unreachable, decode failure, ...)."""
 

@@ -186,10 +186,7 @@ def compute(
         seconds_per_problem=sum(x["seconds"] for x in all_samples) / n,
         samples=len(all_samples),
         voted_samples_per_problem=sum(len(v) for v in voted) / n,
-        extraction_failure_rate=_mean(
-            [float(x["answer"] is None) for x in all_samples if not is_auxiliary(x)]
-        )
-        or 0.0,
+        extraction_failure_rate=_mean([float(x["answer"] is None) for x in all_samples if not is_auxiliary(x)]) or 0.0,
     )
     majority = [s["extra"]["majority_correct"] for s in graded if s["extra"].get("majority_correct") is not None]
     metrics.majority_accuracy = _mean([float(m) for m in majority])

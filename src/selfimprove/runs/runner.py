@@ -75,6 +75,16 @@ def execute(
     run_id = run_id_for(config)
     label = f"{task.name} · {strategy.name} · {engine.describe().get('model', engine.name)}"
     label += "" if split == "test" else f" · {split}"
+    store.claim_run(run_id)  # a second process on the same run stops here, before computing anything
+    try:
+        return _execute_claimed(task, strategy, engine, store, problems, run_id, label, config, batch_size,
+                                show_progress)  # fmt: skip
+    finally:
+        store.release_run(run_id)
+
+
+def _execute_claimed(task, strategy, engine, store, problems, run_id, label, config, batch_size, show_progress):
+    """The run's unsolved problems, once this process holds the run's claim."""
     session = store.open_run(run_id, label, config)
     position = {p.id: i for i, p in enumerate(problems)}
     solved = store.solved(run_id)
@@ -103,6 +113,7 @@ def execute(
             chunk = todo[start : start + batch_size]
             solutions = strategy.solve(chunk, task, recorder)
             store.add_solutions(run_id, [(position[p.id], p, s) for p, s in zip(chunk, solutions)])
+            store.renew_claim(run_id)
             progress.advance(bar, len(chunk))
     return RunOutcome(
         run_id=run_id,

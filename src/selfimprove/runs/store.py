@@ -9,6 +9,8 @@ completion being generated; a duplicate key raises instead of silently recomputi
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -16,7 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from selfimprove.core.errors import SelfImproveError
+from selfimprove.core.errors import RunBusyError, SelfImproveError
 from selfimprove.core.types import Completion, Problem, SampleRecord, Solution
 
 _SCHEMA = """
@@ -60,7 +62,27 @@ CREATE TABLE IF NOT EXISTS solutions (
     question TEXT,
     PRIMARY KEY (run_id, problem_id)
 );
+CREATE TABLE IF NOT EXISTS run_claims (
+    run_id TEXT PRIMARY KEY,
+    pid INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    claimed REAL NOT NULL,
+    heartbeat REAL NOT NULL
+);
 """
+CLAIM_STALE_SECONDS = 300.0  # a claim from another machine not renewed for this long is taken over
+
+
+def _claim_alive(pid: int, host: str, heartbeat: float, now: float) -> bool:
+    if host != socket.gethostname():
+        return now - heartbeat < CLAIM_STALE_SECONDS
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
 
 
 class RunStore:
@@ -106,6 +128,42 @@ class RunStore:
         )
         row = self._db.execute("SELECT MAX(session) FROM completions WHERE run_id = ?", (run_id,)).fetchone()
         return (row[0] or 0) + 1
+
+    # -- claims: one process computes a run at a time ---------------------------------------------------------
+
+    def claim_run(self, run_id: str) -> None:
+        """Claim `run_id` for this process, or raise RunBusyError naming the live process that holds it. A claim
+        whose process is gone (same host: its pid no longer exists; another host: no heartbeat for
+        CLAIM_STALE_SECONDS) is taken over: a crashed run resumes, nothing is lost."""
+        me, host, now = os.getpid(), socket.gethostname(), time.time()
+        self._db.execute("BEGIN IMMEDIATE")  # the check and the claim in one write transaction
+        try:
+            row = self._db.execute("SELECT pid, host, claimed, heartbeat FROM run_claims WHERE run_id = ?",
+                                   (run_id,)).fetchone()  # fmt: skip
+            if row is not None and (row[0], row[1]) != (me, host) and _claim_alive(row[0], row[1], row[3], now):
+                since = time.strftime("%H:%M:%S", time.localtime(row[2]))
+                raise RunBusyError(
+                    f"run {run_id} is being computed by process {row[0]} on {row[1]} (since {since}) in "
+                    f"{self.path}; wait for it to finish or stop it, then run again to resume"
+                )
+            self._db.execute(
+                "INSERT INTO run_claims (run_id, pid, host, claimed, heartbeat) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT(run_id) DO UPDATE SET pid = excluded.pid, host = excluded.host, "
+                "claimed = excluded.claimed, heartbeat = excluded.heartbeat",
+                (run_id, me, host, now, now),
+            )
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    def renew_claim(self, run_id: str) -> None:
+        self._db.execute("UPDATE run_claims SET heartbeat = ? WHERE run_id = ? AND pid = ? AND host = ?",
+                         (time.time(), run_id, os.getpid(), socket.gethostname()))  # fmt: skip
+
+    def release_run(self, run_id: str) -> None:
+        self._db.execute("DELETE FROM run_claims WHERE run_id = ? AND pid = ? AND host = ?",
+                         (run_id, os.getpid(), socket.gethostname()))  # fmt: skip
 
     def runs(self) -> list[sqlite3.Row]:
         return self._db.execute(
