@@ -156,7 +156,8 @@ def test_word_level_tokenizer_extension_keeps_old_ids():
 def test_a_tiny_model_memorises_a_handful_and_recalls_no_control_item(tmp_path):
     from selfimprove.training.memory import memory
 
-    settings = MemorySettings(counts="6", exposures="150", control=8, reasoning=0)
+    pytest.importorskip("torchao")
+    settings = MemorySettings(counts="6", exposures="150", control=8, reasoning=0, quantised="int8,int4")
     sft = {"batch_size": 2, "learning_rate": 1e-2, "warmup": 0.02}
     report = memory(["scratch:32x2"], tmp_path, settings, sft, log=lambda _: None)
     (point,) = report.points
@@ -166,6 +167,8 @@ def test_a_tiny_model_memorises_a_handful_and_recalls_no_control_item(tmp_path):
     (baseline,) = report.baselines
     assert baseline.trained.exact == 0 and baseline.reasoning is None
     assert point.trained.bits >= 5 * bits_per_item()
+    assert set(point.quantised) == {"int8", "int4"} and point.quantised["int8"].items == 6
+    assert point.quantised["int8"].exact >= point.trained.exact - 1  # int8 keeps what was stored
     assert (tmp_path / "report.html").read_text().count("<img") == 0  # one point: no curve to draw
     stored = json.loads((tmp_path / "report.json").read_text())
     assert stored["points"][0]["trained"]["exact"] == point.trained.exact

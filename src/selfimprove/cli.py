@@ -362,7 +362,7 @@ def memory_command(
 ) -> None:
     """Memory capacity: fine-tune on N items for E exposures, recall them from their keys, and a control set never
     trained on, before and after; items and bits per parameter, reasoning cost; see docs/memory.md."""
-    from selfimprove.reports.memory import baseline_table, points_table
+    from selfimprove.reports.memory import baseline_table, points_table, quantised_table
     from selfimprove.training.memory import memory
     from selfimprove.training.sft import SFTSettings
 
@@ -374,6 +374,8 @@ def memory_command(
         report = memory(models, out, memory_settings, overrides, console.print)
         console.print(baseline_table(report))
         console.print(points_table(report))
+        if (quantised := quantised_table(report)) is not None:
+            console.print(quantised)
         console.print(f"report: {out / 'report.html'}")
 
     _guard(work)

@@ -66,6 +66,31 @@ def points_table(report: Any) -> Table:
     return table
 
 
+def quantised_table(report: Any) -> Table | None:
+    """The trained items recalled with the checkpoint's weights quantised, beside the float recall."""
+    points = [p for p in report.points if p.quantised]
+    if not points:
+        return None
+    synthetic = report.bits_per_item is not None
+    table = Table(title="Recall after weight-only quantisation of the trained checkpoint")
+    for head in ("model", "N", "E", "weights", "exact", "bits exact / Fano"):
+        table.add_column(head)
+    for p in points:
+        for weights, score in {"float": p.trained, **p.quantised}.items():
+            table.add_row(p.model, str(p.count), str(p.exposures), weights, _rate(score), _bits(score, synthetic))
+    return table
+
+
+def _quantised_rows(report: Any) -> str:
+    synthetic = report.bits_per_item is not None
+    return "".join(
+        f"<tr><td><b>{_e(p.model)}</b></td><td>{p.count}</td><td>{p.exposures}</td><td>{_e(weights)}</td>"
+        f"<td>{_e(_rate(score))}</td><td>{_e(_bits(score, synthetic))}</td></tr>"
+        for p in report.points if p.quantised
+        for weights, score in {"float": p.trained, **p.quantised}.items()
+    )  # fmt: skip
+
+
 def _curves(report: Any) -> list[str]:
     synthetic = report.bits_per_item is not None
     by_model_exposures: dict[str, list[Any]] = defaultdict(list)
@@ -114,6 +139,13 @@ def render_memory(report: Any) -> str:
     figures = "".join(f'<img src="{f}" alt="capacity curve">' for f in _curves(report))
     items = f"synthetic people, {report.bits_per_item:.2f} bits per item" if synthetic else _e(report.settings["items"])
     seconds = "".join(f"<tr><td>{_e(k)}</td><td>{v:.0f}</td></tr>" for k, v in report.seconds.items())
+    quantised_rows = _quantised_rows(report)
+    quantised = (
+        "<h2>After weight-only quantisation</h2><table><tr><th>model</th><th>N</th><th>E</th><th>weights</th>"
+        f"<th>exact</th><th>bits exact / Fano</th></tr>{quantised_rows}</table>"
+        if quantised_rows
+        else ""
+    )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>selfimprove: memory capacity</title>
 {STYLE}</head>
@@ -132,6 +164,7 @@ Allen-Zhu &amp; Li 2024 report about 2 bits per parameter at saturation. Control
 <table><tr><th>model</th><th>N</th><th>E</th><th>trained: exact</th><th>similarity</th><th>control: exact</th>
 <th>control similarity</th><th>bits exact / Fano</th><th>Fano bits / parameter</th><th>arithmetic before → after</th>
 <th>checkpoint</th></tr>{points}</table>
+{quantised}
 <h2>Seconds per stage</h2><table>{seconds}</table>
 </body></html>
 """

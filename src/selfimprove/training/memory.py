@@ -81,6 +81,9 @@ class MemorySettings:
     """Recall length in tokens; 0: the longest item's value in the model's tokens, plus 8."""
     batch_size: int = 32
     """Sequences decoded together by the recall and reasoning engines."""
+    quantised: str = ""
+    """Also recall every trained checkpoint with its Linear weights quantised weight-only, comma-separated
+    (int8, int4; torchao): does the stored knowledge survive quantisation (Allen-Zhu & Li: int8 keeps it)."""
     device: str = "auto"
     """Device of the recall engines (auto: CUDA when present)."""
     seed: int = 0
@@ -88,6 +91,9 @@ class MemorySettings:
 
     def __post_init__(self) -> None:
         self.count_list = _positive_list(self.counts, "counts")
+        self.quantised_list = [q.strip() for q in self.quantised.split(",") if q.strip()]
+        if any(q not in ("int8", "int4") for q in self.quantised_list):
+            raise ConfigError(f"--quantised: expected int8 and/or int4 separated by commas, got {self.quantised!r}")
         self.exposure_list = _positive_list(self.exposures, "exposures")
         if self.control < 1:
             raise ConfigError(f"--control must be at least 1 (items never trained on), got {self.control}")
@@ -129,6 +135,8 @@ class MemoryPoint:
     final_loss: float | None
     seconds: float
     checkpoint: str
+    quantised: dict[str, RecallScore] = field(default_factory=dict)
+    """The trained items recalled with the checkpoint's Linear weights quantised (int8, int4)."""
 
 
 @dataclass
@@ -141,7 +149,8 @@ class MemoryReport:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-EngineFactory = Callable[[str | None], Engine]
+EngineFactory = Callable[..., Engine]
+"""(source, weights="float") -> an engine that decodes greedily from the source with its weights as given."""
 
 
 class MemoryStudy:
@@ -213,6 +222,10 @@ class MemoryStudy:
         folder, done = self._train(name, base, items, exposures, scratch)
         label = f"{name} N={count} E={exposures}"
         trained = self._score(items, self._recall(label, folder, items, "trained"))
+        quantised = {
+            weights: self._score(items, self._recall(f"{label} {weights}", folder, items, "trained", weights))
+            for weights in self.settings.quantised_list
+        }
         control = self._score(self.pool.control(), self._recall(label, folder, self.pool.control(), "control"))
         compared = None
         if reasoning_before is not None:
@@ -234,16 +247,17 @@ class MemoryStudy:
             bits_per_parameter=trained.bits / parameters,
             fano_bits_per_parameter=trained.fano_bits / parameters,
             reasoning=compared,
+            quantised=quantised,
             steps=done["steps"],
             final_loss=done["losses"][-1] if done["losses"] else None,
             seconds=done["seconds"],
             checkpoint=folder,
         )
 
-    def _hf_engine(self, source: str | None) -> Engine:
+    def _hf_engine(self, source: str | None, weights: str = "float") -> Engine:
         from selfimprove.engines.hf import HFEngine
 
-        return HFEngine(model=source, device=self.settings.device, batch_size=self.settings.batch_size)
+        return HFEngine(model=source, device=self.settings.device, batch_size=self.settings.batch_size, weights=weights)
 
     def _stage(self, name: str, **depends: Any) -> str:
         text = json.dumps(depends, sort_keys=True, default=str)
@@ -318,10 +332,12 @@ class MemoryStudy:
             del network
         return str(folder / "merged"), json.loads((folder / "done.json").read_text())
 
-    def _recall(self, label: str, model: str | None, items: list[MemoryItem], role: str) -> dict[str, str | None]:
+    def _recall(
+        self, label: str, model: str | None, items: list[MemoryItem], role: str, weights: str = "float"
+    ) -> dict[str, str | None]:
         """Item id -> the model's greedy generation from the item's key (a run in the store)."""
         started = time.perf_counter()
-        engine = self.make_engine(model)
+        engine = self.make_engine(model) if weights == "float" else self.make_engine(model, weights=weights)
         try:
             tokens = self.settings.max_tokens or max(engine.count_tokens(item.value) for item in items) + 8
             strategy = ChainOfThought(max_tokens=tokens)
