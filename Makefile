@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml scripts/llama_wheel.sh
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH_CPU)
 	wheels=$$(scripts/llama_wheel.sh $(BIN)/python $(LLAMA_CPP_VERSION)) && \
-	  $(BIN)/python -m pip install --quiet --find-links "$$wheels" -e '.[llama,server,serve,report,train,quant,dev]'
+	  $(BIN)/python -m pip install --quiet --find-links "$$wheels" -e '.[llama,server,serve,report,train,quant,ray,dev]'
 	$(BIN)/python -c "from selfimprove.engines.embedded import embedded_model_path as p; print('embedded model:', p())"
 	touch $@
 

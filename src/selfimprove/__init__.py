@@ -24,6 +24,8 @@ _EXPORTS = {
     "report": "selfimprove.api",
     "RunStore": "selfimprove.runs.store",
     "RunMetrics": "selfimprove.runs.metrics",
+    "RayExecutor": "selfimprove.runs.ray_executor",
+    "RaySettings": "selfimprove.runs.ray_executor",
     # the values that flow between the parts
     "Problem": "selfimprove.core.types",
     "Solution": "selfimprove.core.types",
@@ -32,6 +34,8 @@ _EXPORTS = {
     "LlamaCppEngine": "selfimprove.engines.llama_cpp",
     "HFEngine": "selfimprove.engines.hf",
     "OpenAICompatEngine": "selfimprove.engines.openai_compat",
+    "VLLMEngine": "selfimprove.engines.vllm",
+    "EngineSpec": "selfimprove.engines.spec",
     # tasks
     "QuestionsTask": "selfimprove.tasks.questions",
     "ArithmeticTask": "selfimprove.tasks.arithmetic",

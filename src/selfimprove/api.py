@@ -19,6 +19,7 @@ from typing import Any
 from selfimprove import engines, strategies, tasks
 from selfimprove.core.config import default_store_path
 from selfimprove.engines.base import Engine
+from selfimprove.engines.spec import EngineSpec
 from selfimprove.runs import metrics, runner
 from selfimprove.runs.metrics import RunMetrics, TurnMetrics
 from selfimprove.runs.store import RunStore
@@ -41,6 +42,8 @@ class RunResult:
     store: Path
     completions_reused: int
     completions_generated: int
+    shards: Any = None
+    """On Ray: the driver's counts (chunks dispatched, problems re-dispatched, workers lost, completions stored)."""
 
 
 def _named(registry: Any, value: Any) -> Any:
@@ -72,6 +75,7 @@ def run(
     unlabeled: bool = False,
     batch_size: int = 4,
     progress: bool = False,
+    executor: Any = None,
 ) -> RunResult:
     """Solve the first `limit` problems of `split` (all when None) and compute the run's metrics.
 
@@ -79,15 +83,25 @@ def run(
     `si.LlamaCppEngine(model="m.gguf")`) or registered names built with their defaults ("arithmetic",
     "cot", "llama-cpp": the embedded model). An engine built here from a name is closed here; one you
     pass stays yours to close. `store`: a RunStore or a path (default: the CLI's store). `unlabeled` hides the
-    references (self-training's view of a train split: nothing is graded against a label)."""
+    references (self-training's view of a train split: nothing is graded against a label).
+
+    `executor`: `si.RayExecutor(si.RaySettings(workers=4))` shards the problems across Ray workers; the engine is
+    then a name or an `si.EngineSpec` (each worker builds its own), and the run (id, samples, metrics) is the one
+    a local run gives."""
     the_task = _named(tasks, task)
     the_strategy = _named(strategies, strategy)
-    the_engine = _named(engines, engine)
+    if executor is not None:
+        the_engine = EngineSpec(engine) if isinstance(engine, str) else engine
+    elif isinstance(engine, EngineSpec):
+        the_engine = engine.build()
+    else:
+        the_engine = _named(engines, engine)
     try:
         with _opened(store) as run_store:
             outcome = runner.execute(
                 the_task, the_strategy, the_engine, run_store,
                 limit=limit, batch_size=batch_size, show_progress=progress, split=split, unlabeled=unlabeled,
+                executor=executor,
             )  # fmt: skip
             rows = [r for r in run_store.solutions(outcome.run_id) if limit is None or r["position"] < limit]
             return RunResult(
@@ -99,9 +113,10 @@ def run(
                 store=run_store.path,
                 completions_reused=outcome.completions_reused,
                 completions_generated=outcome.completions_generated,
+                shards=outcome.shards,
             )
     finally:
-        if isinstance(engine, str):
+        if executor is None and isinstance(engine, (str, EngineSpec)):
             the_engine.close()
 
 

@@ -42,13 +42,18 @@ err_console = Console(stderr=True)
 
 def build(kind: str, factory: Callable[..., Any], name: str, values: dict[str, Any]) -> Any:
     """Call `factory` with the settings the user gave; a setting it does not take is a clear error."""
+    return factory(**accepted_settings(kind, factory, name, values))
+
+
+def accepted_settings(kind: str, factory: Callable[..., Any], name: str, values: dict[str, Any]) -> dict[str, Any]:
+    """The settings given (None dropped), each one `factory` takes, or a one-line error listing what it takes."""
     params = inspect.signature(factory).parameters
     given = {k: v for k, v in values.items() if v is not None}
     unknown = [k for k in given if k not in params]
     if unknown:
         accepted = ", ".join(p for p in params if p != "self") or "none"
         raise ConfigError(f"{kind} {name!r} takes no setting {', '.join(map(repr, unknown))}; it takes: {accepted}")
-    return factory(**given)
+    return given
 
 
 def parse_options(options: list[str], flag: str) -> dict[str, str]:
@@ -72,6 +77,37 @@ def build_part(kind: str, name: str, flags: dict[str, Any], options: list[str], 
     registry = {"strategy": strategies, "engine": engines}[kind]
     values = {**flags, **parse_options(options, flag)}
     return build(kind, registry.get(name), name, {key: _coerce(value) for key, value in values.items()})
+
+
+def engine_spec(name: str, flags: dict[str, Any], options: list[str]) -> Any:
+    """An EngineSpec (built by each Ray worker) from the engine flags, checked against the engine's settings here."""
+    from selfimprove.engines.spec import EngineSpec
+
+    values = {key: _coerce(value) for key, value in {**flags, **parse_options(options, "--engine-option")}.items()}
+    return EngineSpec(name, accepted_settings("engine", engines.get(name), name, values))
+
+
+def _run_on_ray(address, workers, cpus, gpus, the_task, the_strategy, spec, store, limit, split, batch_size, progress):
+    """`selfimprove run --ray`: the same run, its problems sharded across Ray workers; prints the driver's counts."""
+    from selfimprove.api import run as run_api
+    from selfimprove.runs.ray_executor import RayExecutor, RaySettings, WorkerFailed
+
+    def told(event: Any) -> None:
+        if isinstance(event, WorkerFailed):
+            state = "restarted" if event.alive_again else "gone"
+            console.print(f"[yellow]worker {event.worker} died ({event.error}); {state}; its unsolved problems "
+                          f"were dispatched again[/yellow]")  # fmt: skip
+
+    settings = RaySettings(address=None if address == "local" else address, workers=workers, cpus_per_worker=cpus,
+                           gpus_per_worker=gpus)  # fmt: skip
+    executor = RayExecutor(settings, on_event=told)
+    result = run_api(the_task, the_strategy, spec, store=store or default_store_path(), limit=limit, split=split,
+                     batch_size=batch_size, progress=progress, executor=executor)  # fmt: skip
+    counts = result.shards
+    console.print(f"ray: {workers} workers, {counts.dispatched} chunks dispatched, "
+                  f"{counts.redispatched_problems} problems re-dispatched, {counts.workers_lost} workers lost, "
+                  f"{counts.stored} completions stored")  # fmt: skip
+    return result
 
 
 def _print_wide(line: str) -> None:
@@ -120,6 +156,15 @@ def run(
     store: Path | None = typer.Option(None, help="Run store file (default: $SELFIMPROVE_HOME/runs.sqlite)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show llama.cpp's and our debug logs."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
+    ray: str | None = typer.Option(
+        None,
+        "--ray",
+        help="Shard the problems across Ray workers: 'local' starts a cluster here, 'auto' or "
+        "HOST:PORT joins one. Each worker builds its own engine from these flags.",
+    ),
+    workers: int = typer.Option(2, help="Ray workers (--ray), each holding one engine."),
+    cpus_per_worker: float = typer.Option(1.0, help="CPUs Ray reserves per worker (--ray)."),
+    gpus_per_worker: float = typer.Option(0.0, help="GPUs Ray reserves per worker (--ray)."),
 ) -> None:
     """Run a strategy on a task's test problems; re-running the same command resumes it."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING)
@@ -137,12 +182,17 @@ def run(
         connection = dict(model=model, base_url=base_url, api_key_env=api_key_env)
         if engine == "llama-cpp":
             connection["verbose"] = verbose or None
-        the_engine = build_part("engine", engine, connection, engine_option, "--engine-option")
-        try:
-            result = run_api(the_task, the_strategy, the_engine, store=store or default_store_path(), limit=limit,
-                             split=split, batch_size=batch_size, progress=progress)  # fmt: skip
-        finally:
-            the_engine.close()
+        if ray is not None:
+            result = _run_on_ray(ray, workers, cpus_per_worker, gpus_per_worker, the_task, the_strategy,
+                                 engine_spec(engine, connection, engine_option), store, limit, split, batch_size,
+                                 progress)  # fmt: skip
+        else:
+            the_engine = build_part("engine", engine, connection, engine_option, "--engine-option")
+            try:
+                result = run_api(the_task, the_strategy, the_engine, store=store or default_store_path(),
+                                 limit=limit, split=split, batch_size=batch_size, progress=progress)  # fmt: skip
+            finally:
+                the_engine.close()
         if result.completions_reused:
             console.print(f"resumed run {result.run_id}: reused {result.completions_reused} stored completions, "
                           f"generated {result.completions_generated}")  # fmt: skip

@@ -85,7 +85,12 @@ def plain_transcript(messages: Sequence[dict[str, str]]) -> str:
 
 registry: Registry[Engine] = Registry(
     "engine",
-    builtins=("selfimprove.engines.llama_cpp", "selfimprove.engines.openai_compat", "selfimprove.engines.hf"),
+    builtins=(
+        "selfimprove.engines.llama_cpp",
+        "selfimprove.engines.openai_compat",
+        "selfimprove.engines.hf",
+        "selfimprove.engines.vllm",
+    ),
 )
 get = registry.get
 names = registry.names

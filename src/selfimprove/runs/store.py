@@ -195,24 +195,21 @@ class RunStore:
 
     def completions(self, run_id: str, problem_id: str, step: str) -> dict[int, Completion]:
         rows = self._db.execute(
-            "SELECT sample, text, prompt_tokens, completion_tokens, finish_reason, seconds, prompt_evaluated, "
-            "logprobs, top_logprobs FROM completions "
-            "WHERE run_id = ? AND problem_id = ? AND step = ?",
+            f"SELECT sample, {_COMPLETION_COLUMNS} FROM completions WHERE run_id = ? AND problem_id = ? AND step = ?",
             (run_id, problem_id, step),
         )
-        return {
-            r["sample"]: Completion(
-                text=r["text"],
-                prompt_tokens=r["prompt_tokens"],
-                completion_tokens=r["completion_tokens"],
-                finish_reason=r["finish_reason"],
-                seconds=r["seconds"],
-                prompt_evaluated=r["prompt_evaluated"],
-                logprobs=_loaded(r["logprobs"]),
-                top_logprobs=_loaded_top(r["top_logprobs"]),
-            )
-            for r in rows
-        }
+        return {r["sample"]: _completion(r) for r in rows}
+
+    def problem_completions(self, run_id: str, problem_id: str) -> dict[str, dict[int, Completion]]:
+        """Every stored completion of one problem, by step and sample id (what a re-dispatched problem starts from)."""
+        rows = self._db.execute(
+            f"SELECT step, sample, {_COMPLETION_COLUMNS} FROM completions WHERE run_id = ? AND problem_id = ?",
+            (run_id, problem_id),
+        )
+        found: dict[str, dict[int, Completion]] = {}
+        for r in rows:
+            found.setdefault(r["step"], {})[r["sample"]] = _completion(r)
+        return found
 
     def add_completion(
         self, run_id: str, problem_id: str, step: str, sample: int, completion: Completion, session: int
@@ -320,3 +317,21 @@ def _sample_summary(record: SampleRecord) -> dict[str, Any]:
 
 def _jsonable(metadata: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in metadata.items() if isinstance(v, (str, int, float, bool, type(None)))}
+
+
+_COMPLETION_COLUMNS = (
+    "text, prompt_tokens, completion_tokens, finish_reason, seconds, prompt_evaluated, logprobs, top_logprobs"
+)
+
+
+def _completion(row: sqlite3.Row) -> Completion:
+    return Completion(
+        text=row["text"],
+        prompt_tokens=row["prompt_tokens"],
+        completion_tokens=row["completion_tokens"],
+        finish_reason=row["finish_reason"],
+        seconds=row["seconds"],
+        prompt_evaluated=row["prompt_evaluated"],
+        logprobs=_loaded(row["logprobs"]),
+        top_logprobs=_loaded_top(row["top_logprobs"]),
+    )
