@@ -204,3 +204,28 @@ def test_the_cli_runs_on_ray_and_says_what_the_driver_counted(cluster, checkpoin
     assert "ray: 2 workers, 0 chunks dispatched" in again.output  # resumed: nothing left to do
     bad = CliRunner().invoke(app, [*args[:-4], "--ray", "local", "-E", "nope=1"])
     assert bad.exit_code != 0 and "takes no setting 'nope'" in bad.output
+
+
+def test_lmsi_samples_on_ray_what_it_samples_here(cluster, checkpoint, tmp_path):
+    from selfimprove.training.lmsi import LMSI, LMSIEngines, LMSISettings
+    from selfimprove.training.sft import SFTSettings
+
+    settings = LMSISettings(paths=3, max_tokens=12, train_limit=6, test_limit=2, eval_samples=1, rounds=1)
+    sft = SFTSettings(epochs=1, learning_rate=3e-3, lora_r=4, lora_alpha=8, batch_size=4)
+    task = si.ArithmeticTask(level=1, shots=0)
+    engines = LMSIEngines(device="cpu")
+    here = LMSI(task, checkpoint, tmp_path / "here", settings, sft=sft, make_engine=engines.engine,
+                make_sampler=engines.sampler(), log=lambda line: None)  # fmt: skip
+    (local_round,) = here.run()
+    sharded = LMSI(task, checkpoint, tmp_path / "ray", settings, sft=sft, make_engine=engines.engine,
+                   make_sampler=engines.sampler_spec, sample_executor=RayExecutor(RaySettings(workers=2)),
+                   log=lambda line: None)  # fmt: skip
+    (ray_round,) = sharded.run()
+    assert (ray_round.questions, ray_round.kept_paths, ray_round.training_rows) == (
+        local_round.questions, local_round.kept_paths, local_round.training_rows)  # fmt: skip
+
+    def sampled(store):
+        (run,) = [r["run_id"] for r in store.runs() if "train" in r["label"]]
+        return [(r["problem_id"], r["sample"], r["text"]) for r in store.completion_rows(run)]
+
+    assert sampled(sharded.store) == sampled(here.store)

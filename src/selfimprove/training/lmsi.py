@@ -32,6 +32,7 @@ from selfimprove.core.files import atomic_write_text
 from selfimprove.core.stats import bootstrap_interval, paired_comparison
 from selfimprove.core.validation import require_range, require_sampling_ranges
 from selfimprove.engines.base import Engine
+from selfimprove.engines.spec import EngineSpec
 from selfimprove.runs import runner
 from selfimprove.runs.store import RunStore
 from selfimprove.strategies.cot import ChainOfThought
@@ -102,23 +103,35 @@ class LMSIEngines:
     """Device of the hf engine: auto, cpu, cuda."""
     sample_engine: str = "hf"
     """Engine of the sampling stage: hf, or llama-cpp for a GGUF model (faster on CPU)."""
+    ray: str = ""
+    """Shard the sampling stage across Ray workers: 'local' starts a cluster here, 'auto' or HOST:PORT joins one
+    (empty: sample in this process)."""
+    ray_workers: int = 2
+    """Ray workers of the sampling stage (with --ray), each holding its own copy of the sampled model."""
 
     def __post_init__(self) -> None:
         if self.sample_engine not in ("hf", "llama-cpp"):
             raise ConfigError(f"sample_engine = {self.sample_engine!r} (--sample-engine): choose hf or llama-cpp")
 
-    def sampler(self) -> EngineFactory:
-        """The sampling stage's engine factory. llama.cpp reads GGUF files (and the embedded model) only, so a
+    def sampler_spec(self, source: str | None) -> EngineSpec:
+        """What the sampling stage samples with. llama.cpp reads GGUF files (and the embedded model) only, so a
         later round's merged checkpoint is sampled by `hf` whatever was asked."""
+        if self.sample_engine == "llama-cpp" and (source is None or str(source).endswith(".gguf")):
+            return EngineSpec("llama-cpp", {"model": source})
+        return EngineSpec("hf", {"model": source, "device": self.device})
 
-        def make(source: str | None) -> Engine:
-            if self.sample_engine == "llama-cpp" and (source is None or str(source).endswith(".gguf")):
-                from selfimprove.engines import get
+    def sampler(self) -> EngineFactory:
+        """The sampling stage's engine factory (an engine built here, from `sampler_spec`)."""
+        return lambda source: self.sampler_spec(source).build()
 
-                return get("llama-cpp")(model=source)
-            return self.engine(source)
+    def sample_executor(self) -> Any:
+        """The Ray executor of the sampling stage, or None to sample in this process."""
+        if not self.ray:
+            return None
+        from selfimprove.runs.ray_executor import RayExecutor, RaySettings
 
-        return make
+        address = None if self.ray == "local" else self.ray
+        return RayExecutor(RaySettings(address=address, workers=self.ray_workers))
 
     def engine(self, source: str | None) -> Engine:
         from selfimprove.engines.hf import HFEngine
@@ -156,6 +169,8 @@ class LMSI:
     teacher: a model that samples instead of the student (distillation).
     make_sampler: the engine factory of the sampling stage only (e.g. llama.cpp for a GGUF: much faster on
         CPU; it reads the same weights the `hf` engine dequantises). Default: `make_engine`.
+    sample_executor: a `RayExecutor` to shard the sampling stage across workers; `make_sampler` then returns an
+        `EngineSpec` (each worker builds its own engine). The stored samples are the ones drawn locally.
     """
 
     def __init__(
@@ -170,12 +185,14 @@ class LMSI:
         teacher: str | None = None,
         make_sampler: EngineFactory | None = None,
         log: Callable[[str], None] = print,
+        sample_executor: Any = None,
     ):
         self.task, self.base_model, self.work = task, model, Path(work)
         self.settings = settings or LMSISettings()
         self.sft = sft
         self.make_engine = make_engine or _hf_engine
         self.make_sampler = make_sampler or self.make_engine
+        self.sample_executor = sample_executor
         self.load_model = load_model or load_for_training
         self.teacher = teacher
         self.log = log
@@ -235,10 +252,12 @@ class LMSI:
             )
             self.log(f"round {number}: sampling {s.paths} paths per unlabeled train question")
             outcome = runner.execute(
-                self.task, strategy, sampler, self.store, limit=s.train_limit, split="train", unlabeled=True
-            )
+                self.task, strategy, sampler, self.store, limit=s.train_limit, split="train", unlabeled=True,
+                executor=self.sample_executor,
+            )  # fmt: skip
         finally:
-            sampler.close()
+            if self.sample_executor is None:
+                sampler.close()
         report.seconds["sample"] = time.perf_counter() - started
 
         started = time.perf_counter()
@@ -410,7 +429,8 @@ def lmsi(
     `sft`: fine-tuning settings or overrides of the defaults scaled to the model (`SFTSettings.scaled_to`)."""
     engines = engines or LMSIEngines()
     loop = LMSI(
-        task, model, Path(out), settings, sft=sft, make_engine=engines.engine, make_sampler=engines.sampler(),
-        teacher=teacher, log=log,
+        task, model, Path(out), settings, sft=sft, make_engine=engines.engine,
+        make_sampler=engines.sampler_spec if engines.ray else engines.sampler(), teacher=teacher, log=log,
+        sample_executor=engines.sample_executor(),
     )  # fmt: skip
     return loop.run(on_round=on_round)
