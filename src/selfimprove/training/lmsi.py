@@ -42,6 +42,7 @@ from selfimprove.tasks.base import Task
 from selfimprove.tasks.jsonl import read_jsonl, require_str, write_jsonl
 from selfimprove.training.formats import FORMATS, KeptPath, training_rows
 from selfimprove.training.gguf_export import EXPORT_TYPES, default_template, export_checkpoint
+from selfimprove.training.processes import is_main, wait_for_file
 from selfimprove.training.sft import SFTSettings, finetune, load_for_training, resolve_sft
 
 SHARE_BUCKETS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0001)
@@ -238,6 +239,41 @@ class LMSI:
             return RoundReport(**json.loads(saved.read_text()))
         report = RoundReport(round=number, model=str(model) if model else "embedded model")
         s = self.settings
+        if is_main():  # under accelerate launch: one process samples and selects, all of them train
+            rows = self._sample_and_select(number, model, sample_from, folder, report)
+        else:
+            wait_for_file(folder / "train.jsonl")
+            rows = self._dataset(folder, [], number)  # the main process's file
+
+        started = time.perf_counter()
+        network, tokenizer = self.load_model(model)
+        settings = resolve_sft(self.sft, network.num_parameters())
+        result = finetune(network, tokenizer, rows, folder / "sft", settings)
+        del network
+        report.losses, report.steps, report.merged = result.losses, result.steps, str(result.merged)
+        report.seconds["train"] = time.perf_counter() - started
+        if result.losses:
+            self.log(f"round {number}: {result.steps} steps, loss {result.losses[0]:.3f} -> {result.losses[-1]:.3f}")
+
+        if not is_main():
+            wait_for_file(saved)  # the main process's export, evaluation and report
+            return RoundReport(**json.loads(saved.read_text()))
+        if s.gguf_type:
+            started = time.perf_counter()
+            report.gguf = str(self._export(result.merged, folder / "sft" / f"model-{s.gguf_type}.gguf"))
+            report.seconds["export"] = time.perf_counter() - started
+
+        started = time.perf_counter()
+        report.evaluation = self._evaluate(model, str(result.merged))
+        report.seconds["evaluate"] = time.perf_counter() - started
+        _write_json(saved, asdict(report))
+        return report
+
+    def _sample_and_select(
+        self, number: int, model: str | None, sample_from: str | None, folder: Path, report: RoundReport
+    ) -> list[dict]:
+        """Stages 1-3: sample paths of the unlabeled train questions, vote, keep the confident ones as rows."""
+        s = self.settings
 
         started = time.perf_counter()
         sampler = self.make_sampler(self.teacher or sample_from or model)
@@ -269,27 +305,7 @@ class LMSI:
             f"round {number}: kept {report.kept_paths} paths of {report.kept_questions}/{report.questions} questions, "
             f"{len(rows)} training rows"
         )
-
-        started = time.perf_counter()
-        network, tokenizer = self.load_model(model)
-        settings = resolve_sft(self.sft, network.num_parameters())
-        result = finetune(network, tokenizer, rows, folder / "sft", settings)
-        del network
-        report.losses, report.steps, report.merged = result.losses, result.steps, str(result.merged)
-        report.seconds["train"] = time.perf_counter() - started
-        if result.losses:
-            self.log(f"round {number}: {result.steps} steps, loss {result.losses[0]:.3f} -> {result.losses[-1]:.3f}")
-
-        if s.gguf_type:
-            started = time.perf_counter()
-            report.gguf = str(self._export(result.merged, folder / "sft" / f"model-{s.gguf_type}.gguf"))
-            report.seconds["export"] = time.perf_counter() - started
-
-        started = time.perf_counter()
-        report.evaluation = self._evaluate(model, str(result.merged))
-        report.seconds["evaluate"] = time.perf_counter() - started
-        _write_json(saved, asdict(report))
-        return report
+        return rows
 
     # -- stages ----------------------------------------------------------------------------------
 

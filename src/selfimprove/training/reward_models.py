@@ -31,6 +31,7 @@ from selfimprove.rewards.model import CALIBRATION, ENSEMBLE, RewardModel
 from selfimprove.rewards.preferences import Preference, with_label_noise
 from selfimprove.runs.store import RunStore
 from selfimprove.tasks.base import Task
+from selfimprove.training.processes import is_main, wait_for_file
 from selfimprove.training.sft import _last_checkpoint
 
 log = logging.getLogger(__name__)
@@ -137,8 +138,10 @@ def reward_train(
         member_base = resolve_base(bases[i % len(bases)])
         progress(f"member {i + 1}/{settings.members} from {member_base}")
         reports.append(_train_member(member_base, noisy, dev, out / name, settings, i))
-    atomic_write_text(out / ENSEMBLE, json.dumps({"members": names, "settings": _jsonable(settings)}, indent=2))
     report = RewardTrainReport(out, len(train), len(dev), flipped, reports)
+    if not is_main():
+        return report  # the main process writes the ensemble and measures it
+    atomic_write_text(out / ENSEMBLE, json.dumps({"members": names, "settings": _jsonable(settings)}, indent=2))
     if settings.members > 1 and dev:
         members = [RewardModel(str(r.path)) for r in reports]
         report.ensemble_dev_accuracy = ensemble_accuracy(members, dev)
@@ -158,18 +161,25 @@ def _train_member(
 ) -> MemberReport:
     calibration = folder / CALIBRATION
     if calibration.is_file():
-        record = json.loads(calibration.read_text())
-        return MemberReport(
-            folder, record["base"], record["seed"], record["losses"], record["dev_accuracy"], record["seconds"]
-        )
+        return _member_report(folder, calibration)
     started = time.perf_counter()
     model_seed = settings.seed + index if settings.vary == "seed" else settings.seed
     data_seed = settings.seed + index
     checkpoints = folder.with_name(folder.name + ".checkpoints")
     trainer = _trainer(base, train, checkpoints, settings, model_seed, data_seed)
+    if trainer.is_fsdp_enabled or (
+        trainer.is_deepspeed_enabled and trainer.accelerator.state.deepspeed_plugin.zero_stage == 3
+    ):
+        raise ConfigError(
+            "reward training shards no parameters: launch it with configs/accelerate/ddp.yaml or "
+            "deepspeed-zero2.yaml (reward models here are small enough to replicate), not FSDP or ZeRO-3"
+        )
     last = _last_checkpoint(checkpoints)
     trainer.train(resume_from_checkpoint=str(last) if last else None)
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    if not is_main():  # under accelerate launch the main process saves and calibrates the member
+        wait_for_file(calibration)
+        return _member_report(folder, calibration)
     model = trainer.model
     if settings.lora_r > 0:
         model = model.merge_and_unload()
@@ -197,6 +207,13 @@ def _train_member(
     }
     atomic_write_text(calibration, json.dumps(record, indent=2))
     return MemberReport(folder, base, model_seed, losses, dev_accuracy, seconds)
+
+
+def _member_report(folder: Path, calibration: Path) -> MemberReport:
+    record = json.loads(calibration.read_text())
+    return MemberReport(
+        folder, record["base"], record["seed"], record["losses"], record["dev_accuracy"], record["seconds"]
+    )
 
 
 def _trainer(

@@ -40,6 +40,7 @@ from selfimprove.runs.metrics import normalised_edit_distance
 from selfimprove.strategies.base import extract_answer
 from selfimprove.strategies.self_correct import DEFAULT_INSTRUCTION, attempt_stops, continue_conversation
 from selfimprove.tasks.base import Task
+from selfimprove.training.processes import processes
 from selfimprove.training.score_loss import (
     StageObjective,
     leave_one_out,
@@ -444,7 +445,8 @@ class ScoreTrainer:
         with atomic_path(merged, directory=True) as partial:
             plain.save_pretrained(partial)
             tokenizer.save_pretrained(partial)
-        (self.out / "done.json").write_text(json.dumps({"merged": str(merged), "steps": len(self.logs())}))
+        record = {"merged": str(merged), "steps": len(self.logs()), "processes": processes()}
+        (self.out / "done.json").write_text(json.dumps(record))
         self.log(f"trained model: {merged}")
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from selfimprove.core.errors import ConfigError
 from selfimprove.core.files import atomic_path
+from selfimprove.training.processes import is_main, processes, wait_for_everyone
 
 log = logging.getLogger(__name__)
 
@@ -155,8 +156,11 @@ def finetune(
         log.warning("resuming fine-tuning from %s", last)
     trainer.train(resume_from_checkpoint=str(last) if last else None)
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    trained = whole_model(trainer, out / "gathered")
+    if not is_main():  # under accelerate launch the main process saves; the others wait for its record
+        wait_for_everyone()
+        return finetune(model, tokenizer, rows, out, settings, loss, callbacks)
 
-    trained = trainer.model
     adapter = None
     if peft_config is not None:
         adapter = out / "adapter"
@@ -172,12 +176,35 @@ def finetune(
         "steps": trainer.state.global_step,
         "seconds": seconds,
         "adapter": adapter is not None,
+        "processes": processes(),
         "settings": asdict(settings),
     }
     done.write_text(json.dumps(record, indent=2))
+    wait_for_everyone()
     return SFTResult(
         merged=out / "merged", adapter=adapter, losses=losses, steps=trainer.state.global_step, seconds=seconds
     )
+
+
+def whole_model(trainer: Any, folder: Path) -> Any:
+    """The trained model with all its weights, on the main process (None on the others). Under DDP and ZeRO-2
+    every process holds them already. Under FSDP and ZeRO-3 each holds a shard: `Trainer.save_model` gathers them
+    (a collective: every process calls it; the shipped configs ask for full state dicts) into `folder`, and the
+    main process loads that back: a LoRA adapter onto the base it names, which the caller merges as usual.
+    Unmeasured here (no GPU was lent; see docs/scaling.md)."""
+    deepspeed = trainer.is_deepspeed_enabled and trainer.accelerator.state.deepspeed_plugin.zero_stage == 3
+    if not (trainer.is_fsdp_enabled or deepspeed):
+        return trainer.model
+    trainer.save_model(str(folder))
+    if not is_main():
+        return None
+    if (folder / "adapter_config.json").is_file():
+        from peft import AutoPeftModelForCausalLM
+
+        return AutoPeftModelForCausalLM.from_pretrained(str(folder))
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(str(folder))
 
 
 def _trainer_with_loss(loss: Any) -> Any:
