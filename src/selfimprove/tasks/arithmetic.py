@@ -101,8 +101,9 @@ def in_test_split(question: str) -> bool:
     return hashlib.sha256(question.encode()).digest()[0] % 5 == 0
 
 
-def _write_problem(rng: random.Random, level: int) -> tuple[str, str, int]:
-    """(question, worked solution, answer) for a chain of `level` operations."""
+def _write_problem(rng: random.Random, level: int) -> tuple[str, str, int, dict]:
+    """(question, worked solution, answer, structure) for a chain of `level` operations; the structure (name,
+    items, start, steps as [op, operand]) lets other solution formats be written (`arithmetic_solutions.py`)."""
     name, items = rng.choice(_NAMES), rng.choice(_ITEMS)
     small = level == 1
     value = rng.randint(2, 20) if small else rng.randint(2, 40)
@@ -153,7 +154,8 @@ def _write_problem(rng: random.Random, level: int) -> tuple[str, str, int]:
         work.append(f"{current} {symbol} {step.operand} = {after}.")
         current = after
     work.append(f"The answer is {current}.")
-    return question, " ".join(work), value
+    structure = {"name": name, "items": items, "start": start, "steps": [[s.op, s.operand] for s in steps]}
+    return question, " ".join(work), value, structure
 
 
 @registry.register("arithmetic")
@@ -175,17 +177,17 @@ class ArithmeticTask(NumericAnswers, TaskBase):
         return {"task": self.name, "levels": self.levels, "seed": self.seed, "shots": self.shots, "generator": 1}
 
     def problems(self, split: str = "test", limit: int | None = None) -> Iterator[Problem]:
-        for index, (question, solution, answer, level) in enumerate(self._stream(split)):
+        for index, (question, solution, answer, level, structure) in enumerate(self._stream(split)):
             if limit is not None and index >= limit:
                 return
             yield Problem(
                 id=f"{split}-{index}",
                 question=question,
                 reference=str(answer),
-                metadata={"level": level, "solution": solution},
+                metadata={"level": level, "solution": solution, "structure": structure},
             )
 
-    def _stream(self, split: str) -> Iterator[tuple[str, str, int, int]]:
+    def _stream(self, split: str) -> Iterator[tuple[str, str, int, int, dict]]:
         if split not in ("train", "test"):
             raise ConfigError(f"arithmetic split {split!r}: expected 'train' or 'test'")
         want_test = split == "test"
@@ -194,12 +196,12 @@ class ArithmeticTask(NumericAnswers, TaskBase):
         index = 0
         while True:
             level = self.levels[index % len(self.levels)]
-            question, solution, answer = _write_problem(rng, level)
+            question, solution, answer, structure = _write_problem(rng, level)
             if in_test_split(question) != want_test or question in seen:
                 continue
             seen.add(question)
             index += 1
-            yield question, solution, answer, level
+            yield question, solution, answer, level, structure
 
     def exemplars(self, level: int) -> list[tuple[str, str]]:
         """The first `shots` train problems of this level (never a test problem, by construction)."""

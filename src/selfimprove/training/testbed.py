@@ -15,6 +15,7 @@ weights, on CPU. It is saved as an ordinary Hugging Face checkpoint that the `hf
 from __future__ import annotations
 
 import json
+import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from typing import Any
 from selfimprove.core.errors import ConfigError
 from selfimprove.strategies.self_correct import DEFAULT_INSTRUCTION, REVISION_CUE
 from selfimprove.tasks.arithmetic import ArithmeticTask, parse_levels
+from selfimprove.tasks.arithmetic_solutions import parse_formats, random_solution, write_solution
 from selfimprove.tasks.jsonl import write_jsonl
 from selfimprove.training.formats import STEP_BY_STEP, zero_shot_prompt
 from selfimprove.training.sft import SFTResult, SFTSettings, finetune
@@ -52,6 +54,9 @@ class TestbedSettings:
     """Longest training sequence in tokens (prompt and solution)."""
     seed: int = 0
     """Data and initialisation seed."""
+    formats: str = "chain"
+    """Worked-solution formats, comma-separated (chain, words, grouped, places, reordered, or all): each training
+    example gets one drawn at random, so sampled paths differ in structure (chain alone: the task's own format)."""
     positions: str = "rope"
     """Position encoding: rope (a Llama) or nope (no positional encoding in any layer: SmolLM3's architecture
     with every layer a NoPE layer); NoPE decoders extrapolate to longer inputs better (Kazemnejad et al. 2023)."""
@@ -81,20 +86,30 @@ class TestbedReport:
     trained_levels: list[int] = field(default_factory=list)
 
 
-def testbed_rows(levels: str, examples: int, seed: int = 0) -> list[dict]:
-    """Labeled train problems of `levels` as zero-shot prompt/completion pairs (the worked solution)."""
+def testbed_rows(levels: str, examples: int, seed: int = 0, formats: str = "chain") -> list[dict]:
+    """Labeled train problems of `levels` as zero-shot prompt/completion pairs: the worked solution, in one of
+    `formats` drawn per example (seeded)."""
     task = ArithmeticTask(level=levels, seed=seed, shots=0)
-    return [
-        {"prompt": zero_shot_prompt(p.question, False), "completion": " " + p.metadata["solution"]}
-        for p in task.problems("train", limit=examples)
-    ]
+    chosen = parse_formats(formats)
+    rng = random.Random(f"testbed-formats-{seed}")
+    rows = []
+    for p in task.problems("train", limit=examples):
+        solution = (
+            p.metadata["solution"] if chosen == ("chain",) else random_solution(p.metadata["structure"], chosen, rng)
+        )
+        rows.append({"prompt": zero_shot_prompt(p.question, False), "completion": " " + solution})
+    return rows
 
 
-def testbed_tokenizer(seed: int = 0) -> Any:
-    """Fitted on every level's train text plus the phrases of LMSI's training formats and of the
-    self-correct transcript (new words get new ids after the old ones)."""
+def testbed_tokenizer(seed: int = 0, formats: str = "chain") -> Any:
+    """Fitted on every level's train text (in every format asked for) plus the phrases of LMSI's training formats
+    and of the self-correct transcript (new words get new ids after the old ones)."""
     task = ArithmeticTask(level="1-6", seed=seed, shots=0)
     corpus = [f"{p.question} {p.metadata['solution']}" for p in task.problems("train", limit=5000)]
+    extra = [name for name in parse_formats(formats) if name != "chain"]
+    corpus += [
+        write_solution(p.metadata["structure"], name) for p in task.problems("train", limit=500) for name in extra
+    ]
     corpus.append(f"{zero_shot_prompt('q', True)} {STEP_BY_STEP} The answer is")
     corpus.append(f"{DEFAULT_INSTRUCTION}\n{REVISION_CUE}")  # the self-correct transcript (SCoRe) in words, not <unk>
     return word_digit_tokenizer(corpus)
@@ -135,9 +150,9 @@ def train_testbed(out: Path, settings: TestbedSettings | None = None) -> SFTResu
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "testbed.json").write_text(json.dumps(asdict(settings), indent=2))
-    tokenizer = testbed_tokenizer(settings.seed)
+    tokenizer = testbed_tokenizer(settings.seed, settings.formats)
     model = build_model(tokenizer, settings)
-    rows = testbed_rows(settings.levels, settings.examples, settings.seed)
+    rows = testbed_rows(settings.levels, settings.examples, settings.seed, settings.formats)
     write_jsonl(out / "train.jsonl", rows)  # the labeled easy data, for `lmsi --replay`
     sft = SFTSettings(
         epochs=settings.epochs,
