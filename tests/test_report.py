@@ -50,6 +50,7 @@ def test_report_is_self_contained_and_complete(runs):
     assert "dashed: the same run" in page and "×: greedy" in page  # the greedy baseline is drawn
     assert "Self-correction turns" in page and "i→c" in page
     assert "Error correlation" in page and "two wrong samples agree" in page and "majority vote − greedy" in page
+    assert "alt=\"vote accuracy by vote share\"" in page
     assert page.count('<details class="trace"') == 9 + 6
     assert "[" in page and "bootstrap" in page
     question = next(ArithmeticTask(level="1-3").problems()).question

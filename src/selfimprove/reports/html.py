@@ -163,7 +163,20 @@ def _errors(views: list[RunView]) -> str:
 
     for i, edge in enumerate(runs[0].metrics.errors.calibration):
         rows.append(row(f"vote share {edge.low:.1f}–{edge.high:.1f}: vote accuracy", share_bin(i)))
-    return f"<h2>Error correlation</h2><table><tr><th>measure</th>{head}</tr>{''.join(rows)}</table>"
+    table = f"<table><tr><th>measure</th>{head}</tr>{''.join(rows)}</table>"
+    return f"<h2>Error correlation</h2>{table}{_calibration_plot(runs)}"
+
+
+def _calibration_plot(runs: list[RunView]) -> str:
+    """The vote's accuracy against its vote share, one line per run, each point at its bin's middle (empty bins
+    left out); the diagonal is a vote share that means what it says."""
+    series = []
+    for v in runs:
+        filled = [b for b in v.metrics.errors.calibration if b.accuracy is not None]
+        series.append(plots.Series(v.name, [(b.low + b.high) / 2 for b in filled], [b.accuracy for b in filled]))
+    series.append(plots.Series("vote share = accuracy", [0.0, 1.0], [0.0, 1.0]))
+    image = plots.line_plot(series, "calibration of the vote", "vote share of the majority answer", "vote accuracy (%)")
+    return f'<img src="{image}" alt="vote accuracy by vote share">'
 
 
 def _pass_at_k(values: dict[int, float]) -> str:
