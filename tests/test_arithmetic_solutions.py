@@ -8,7 +8,7 @@ import pytest
 
 from selfimprove.core.errors import ConfigError
 from selfimprove.tasks.arithmetic import ArithmeticTask
-from selfimprove.tasks.arithmetic_solutions import SOLUTION_FORMATS, parse_formats, write_solution
+from selfimprove.tasks.arithmetic_solutions import SOLUTION_FORMATS, closest_format, parse_formats, write_solution
 
 EQUATION = re.compile(r"(\d+) ([-+x/]) (\d+) = (\d+)")
 IN_WORDS = re.compile(r"(\d+) (plus|minus|times|divided by) (\d+) is (\d+)")
@@ -64,3 +64,23 @@ def test_testbed_rows_draw_a_format_per_example_reproducibly():
     assert [r["prompt"] for r in plain] == [r["prompt"] for r in mixed]
     assert sum(a["completion"] != b["completion"] for a, b in zip(plain, mixed)) > 80
     assert sum(" plus " in r["completion"] or " minus " in r["completion"] for r in mixed) > 20
+
+
+def test_closest_format_names_the_route_a_sample_took_even_after_a_slip():
+    def distinct(p):
+        return len({write_solution(p.metadata["structure"], f) for f in SOLUTION_FORMATS})
+
+    problem = next(p for p in _problems() if distinct(p) == 5)
+    structure = problem.metadata["structure"]
+    for fmt in SOLUTION_FORMATS:
+        text = write_solution(structure, fmt)
+        assert closest_format(structure, text) == fmt
+        slipped = text[: len(text) - 8] + "9999."  # the end of the text wrong
+        assert closest_format(structure, slipped) == fmt
+
+
+def test_closest_format_gives_ties_to_chain():
+    problem = next(
+        p for p in _problems() if write_solution(p.metadata["structure"], "grouped") == p.metadata["solution"]
+    )
+    assert closest_format(problem.metadata["structure"], problem.metadata["solution"]) == "chain"

@@ -122,3 +122,22 @@ def write_solution(structure: dict, fmt: str) -> str:
 def random_solution(structure: dict, formats: Sequence[str], rng: random.Random) -> str:
     """One of `formats`, drawn uniformly (a testbed example's worked solution)."""
     return write_solution(structure, rng.choice(list(formats)))
+
+
+def closest_format(structure: dict, text: str) -> str:
+    """Which format a sampled solution of this problem follows: the one whose correct rendering agrees with `text`
+    over the longest prefix (a slip later in the text does not change the route taken before it). Formats that
+    render identically for this problem (no run of additions to group or reorder, no two-digit operand) tie, and
+    the tie goes to the earlier name in SOLUTION_FORMATS, so "chain" means "not told apart from chain"."""
+    text = text.strip()
+
+    def agreement(fmt: str) -> int:
+        rendered = write_solution(structure, fmt)
+        length = 0
+        for a, b in zip(rendered, text):
+            if a != b:
+                break
+            length += 1
+        return length
+
+    return max(SOLUTION_FORMATS, key=lambda fmt: (agreement(fmt), -SOLUTION_FORMATS.index(fmt)))
