@@ -29,8 +29,9 @@ class FormatShare:
 
 def format_mix(store: RunStore, run_id: str, step: str = "sample") -> dict[str, FormatShare]:
     """Format -> its share of the run's `step` completions and their accuracy (formats never taken left out)."""
+    rows = store.solutions(run_id)
     texts = {(c["problem_id"], c["step"], c["sample"]): c["text"] for c in store.completion_rows(run_id)}
-    return mix_of(store.solutions(run_id), texts, _structures(store, run_id), step)
+    return mix_of(rows, texts, _structures(store, run_id, rows), step)
 
 
 def mix_of(
@@ -52,13 +53,13 @@ def mix_of(
     }
 
 
-def _structures(store: RunStore, run_id: str) -> dict[str, dict]:
+def _structures(store: RunStore, run_id: str, rows: list[dict]) -> dict[str, dict]:
     task = (store.config(run_id) or {}).get("task", {})
     if task.get("task") != "arithmetic":
         raise ConfigError(f"run {run_id}: format_mix reads arithmetic runs, this one is {task.get('task')!r}")
     rebuilt = ArithmeticTask(level=",".join(map(str, task["levels"])), seed=task["seed"], shots=0)
     split = task.get("split", "test")
-    ids = [row["problem_id"] for row in store.solutions(run_id)]
+    ids = [row["problem_id"] for row in rows]
     limit = max((int(i.rsplit("-", 1)[1]) for i in ids), default=-1) + 1
     return {p.id: p.metadata["structure"] for p in rebuilt.problems(split, limit=limit)}
 
